@@ -1,0 +1,67 @@
+"""sal-plugins: test-time compute search (best-of-N, beam search, DVTS, self-revision) for any LLM.
+
+Quick use::
+
+    import sal_plugins as sal
+    from sal_plugins.solvers import OpenAISolver
+    from sal_plugins.verifiers import PoolingPRM
+
+    search = sal.BeamSearch(solver=OpenAISolver(...), verifier=PoolingPRM(...), n=16, beam_width=4)
+    result = search.run("What is 23 + 48?")
+    print(result.answer, result.usage)
+"""
+
+from sal_plugins.answers import answers_equivalent, extract_answer
+from sal_plugins.budget import Budget
+from sal_plugins.errors import (
+    ConfigError,
+    InputError,
+    SalError,
+    SearchError,
+    SolverError,
+    VerifierError,
+)
+from sal_plugins.events import (
+    CandidatesGenerated,
+    CandidatesScored,
+    RequestFailed,
+    RequestRetried,
+    SearchEvent,
+    SearchFinished,
+    SearchStarted,
+)
+from sal_plugins.results import Completion, Failure, SearchResult, StopReason, Usage
+from sal_plugins.strategies import BeamSearch, BestOfN, SearchStrategy
+from sal_plugins.tree import Node, SearchTree
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BeamSearch",
+    "BestOfN",
+    "Budget",
+    "CandidatesGenerated",
+    "CandidatesScored",
+    "Completion",
+    "ConfigError",
+    "Failure",
+    "InputError",
+    "Node",
+    "RequestFailed",
+    "RequestRetried",
+    "SalError",
+    "SearchError",
+    "SearchEvent",
+    "SearchFinished",
+    "SearchResult",
+    "SearchStarted",
+    "SearchStrategy",
+    "SearchTree",
+    "SolverError",
+    "StopReason",
+    "Usage",
+    "VerifierError",
+    "answers_equivalent",
+    "extract_answer",
+    "__version__",
+]

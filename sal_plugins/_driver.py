@@ -1,0 +1,440 @@
+"""The one async driver that fulfils every strategy's work requests.
+
+Concurrency limits, retries, budget accounting, events and the search tree live here, once. A
+strategy's plan yields a batch; the driver runs the batch's requests concurrently (bounded by
+``max_concurrency``), records what came back in the tree, and sends the new node ids back in
+request order, so a seeded search builds the same tree however the requests interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from sal_plugins.answers import extract_answer
+from sal_plugins.errors import ProviderError, SearchError, SolverError
+from sal_plugins.events import (
+    CandidatesGenerated,
+    CandidatesScored,
+    RequestFailed,
+    RequestRetried,
+    SearchEvent,
+    SearchFinished,
+    SearchStarted,
+)
+from sal_plugins.results import Completion, Failure, SearchResult, StopReason, Usage
+from sal_plugins.solvers.base import GenerationRequest, SolverResponse
+from sal_plugins.strategies.base import Expand, Outcome, Request, Score
+from sal_plugins.tree import Node, SearchTree
+from sal_plugins.verifiers.base import Judgement, Trajectory, check_scores
+
+if TYPE_CHECKING:
+    from sal_plugins.strategies.base import SearchStrategy
+
+__all__ = ["SearchDriver", "split_steps"]
+
+T = TypeVar("T")
+Stage = Literal["generate", "score"]
+
+
+def split_steps(text: str, delimiter: str) -> tuple[str, ...]:
+    """The non-blank steps of ``text``, without delimiters."""
+    return tuple(part.strip() for part in text.split(delimiter) if part.strip())
+
+
+def _is_transient(error: BaseException) -> bool:
+    return isinstance(error, ProviderError) and error.transient
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+@dataclass
+class _Skipped:
+    """A request the budget did not allow to start."""
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
+@dataclass
+class SearchDriver:
+    """Runs one strategy on one problem. Create one per search; use :meth:`events`.
+
+    Args:
+        strategy: the configured strategy.
+        problem: the (validated) problem text.
+        clock: monotonic clock in seconds; injectable so tests control the deadline.
+        sleep: how to wait between retries; injectable so tests never wait.
+    """
+
+    strategy: SearchStrategy
+    problem: str
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    tree: SearchTree = field(init=False)
+    usage: Usage = field(init=False, default_factory=Usage)
+    failures: list[Failure] = field(init=False, default_factory=list)
+    _events: list[SearchEvent] = field(init=False, default_factory=list)
+    _start: float = field(init=False, default=0.0)
+    _reserved_calls: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.tree = SearchTree(self.problem)
+        self._rng = random.Random(self.strategy.seed)
+        self._semaphore = asyncio.Semaphore(self.strategy.max_concurrency)
+        pricing = getattr(self.strategy.solver, "pricing", None)
+        if pricing is not None:
+            self.usage.cost = 0.0
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[SearchEvent]:
+        """Run the search; yield its events, ending with :class:`SearchFinished`."""
+        self._start = self.clock()
+        yield SearchStarted(
+            elapsed_s=0.0, strategy=self.strategy.name, problem=self.problem
+        )
+        plan = self.strategy.plan(self.problem, self.tree)
+        outcome: Outcome | None = None
+        interrupted: StopReason | None = None
+        try:
+            batch = next(plan)
+            while True:
+                interrupted = self._exhausted()
+                if interrupted:
+                    break
+                results = await self._fulfil(batch)
+                for event in self._drain_events():
+                    yield event
+                interrupted = self._exhausted()
+                if interrupted:
+                    break
+                batch = plan.send(results)
+        except StopIteration as stop:
+            outcome = stop.value
+        finally:
+            plan.close()
+        if outcome is None:
+            outcome = Outcome(self.strategy.best_so_far(self.tree), interrupted or "error")
+        yield SearchFinished(elapsed_s=self._elapsed(), result=self._result(outcome))
+
+    def _elapsed(self) -> float:
+        return self.clock() - self._start
+
+    def _exhausted(self) -> StopReason | None:
+        budget = self.strategy.budget
+        if budget is None:
+            return None
+        reason = budget.exhausted(self.usage, self._elapsed())
+        return "deadline" if reason == "deadline" else ("budget" if reason else None)
+
+    def _drain_events(self) -> list[SearchEvent]:
+        events, self._events = self._events, []
+        return events
+
+    # --- one batch ----------------------------------------------------------------------------
+
+    async def _fulfil(self, batch: list[Request]) -> list[tuple[int, ...]]:
+        seeds = [self._next_seed() if isinstance(r, Expand) else None for r in batch]
+        tasks = [
+            asyncio.ensure_future(self._run_request(request, seed))
+            for request, seed in zip(batch, seeds, strict=True)
+        ]
+        deadline = self._seconds_left()
+        done, pending = await asyncio.wait(tasks, timeout=deadline)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        results: list[tuple[int, ...]] = []
+        for request, task in zip(batch, tasks, strict=True):
+            value: object = task.result() if task in done else _Skipped()
+            if isinstance(request, Expand):
+                results.append(self._record_expansion(request, value))
+            else:
+                results.append(self._record_scores(request, value))
+        self._reserved_calls = 0
+        return results
+
+    def _seconds_left(self) -> float | None:
+        budget = self.strategy.budget
+        if budget is None or budget.deadline_s is None:
+            return None
+        return max(0.0, budget.deadline_s - self._elapsed())
+
+    def _next_seed(self) -> int | None:
+        if self.strategy.seed is None:
+            return None
+        return self._rng.randrange(2**31)
+
+    def _reserve_call(self) -> bool:
+        budget = self.strategy.budget
+        if budget is not None:
+            left = budget.calls_left(self.usage)
+            if left is not None and self._reserved_calls >= left:
+                return False
+        self._reserved_calls += 1
+        return True
+
+    async def _run_request(self, request: Request, seed: int | None) -> object:
+        if not self._reserve_call():
+            return _Skipped()
+        try:
+            if isinstance(request, Expand):
+                return await self._generate(request, seed)
+            return await self._score(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # one failed request must not sink the search
+            return _Failed(error)
+
+    async def _with_retries(self, stage: Stage, call: Callable[[], Awaitable[T]]) -> T:
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            asked = getattr(error, "retry_after", None)
+            if asked is not None:
+                return float(asked)
+            return float(wait_exponential_jitter(initial=0.5, max=20)(state))
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            self.usage.retries += 1
+            wait_s = state.next_action.sleep if state.next_action else 0.0
+            self._events.append(
+                RequestRetried(
+                    elapsed_s=self._elapsed(),
+                    stage=stage,
+                    attempt=state.attempt_number,
+                    error=_describe(error) if error else "",
+                    wait_s=wait_s,
+                )
+            )
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_is_transient),
+            stop=stop_after_attempt(self.strategy.max_retries + 1),
+            wait=wait,
+            sleep=self.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                async with self._semaphore:
+                    return await call()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- generation ---------------------------------------------------------------------------
+
+    async def _generate(self, request: Expand, seed: int | None) -> SolverResponse:
+        strategy = self.strategy
+        parent = self.tree[request.parent]
+        generation_request = GenerationRequest(
+            problem=request.problem if request.problem is not None else self.problem,
+            prefix_steps=() if request.problem is not None else parent.steps,
+            n=request.n,
+            stop=() if request.to_end else (strategy.step_delimiter,),
+            temperature=strategy.temperature if request.temperature is None else request.temperature,
+            max_tokens=strategy.max_tokens,
+            seed=seed,
+            system_prompt=strategy.system_prompt,
+            step_delimiter=strategy.step_delimiter,
+            logprobs=bool(getattr(strategy.verifier, "needs_logprobs", False)),
+        )
+
+        async def call() -> SolverResponse:
+            response = await strategy.solver.generate(generation_request)
+            self._count_generation(response)
+            if len(response.generations) != request.n:
+                raise SolverError(
+                    f"{type(strategy.solver).__name__} returned {len(response.generations)} "
+                    f"generations for n={request.n}"
+                )
+            return response
+
+        return await self._with_retries("generate", call)
+
+    def _count_generation(self, response: SolverResponse) -> None:
+        usage = self.usage
+        usage.generation_calls += response.requests
+        usage.prompt_tokens += response.prompt_tokens
+        usage.completion_tokens += response.completion_tokens
+        pricing = getattr(self.strategy.solver, "pricing", None)
+        if pricing is not None and usage.cost is not None:
+            usage.cost += pricing.cost(response.prompt_tokens, response.completion_tokens)
+
+    def _record_expansion(self, request: Expand, value: object) -> tuple[int, ...]:
+        if not isinstance(value, SolverResponse):
+            self._record_failure("generate", request.round, (request.parent,), value)
+            return ()
+        parent = self.tree[request.parent]
+        base = () if request.problem is not None else parent.steps
+        delimiter = self.strategy.step_delimiter
+        ids = []
+        for generation in value.generations:
+            new_steps = split_steps(generation.text, delimiter)
+            stop_kind = generation.stop_kind
+            if request.to_end and stop_kind == "unknown":
+                stop_kind = "end"  # no stop string was requested, so the model stopped itself
+            finished = stop_kind == "end" or (stop_kind != "length" and not new_steps)
+            node = self.tree.add(
+                request.parent,
+                text=generation.text.strip(),
+                steps=base + new_steps,
+                round=request.round,
+                kind=request.kind,
+                stop_kind=stop_kind,
+                finished=finished,
+                token_logprobs=generation.token_logprobs,
+            )
+            ids.append(node.id)
+        self._events.append(
+            CandidatesGenerated(
+                elapsed_s=self._elapsed(),
+                round=request.round,
+                node_ids=tuple(ids),
+                finished=sum(self.tree[i].finished for i in ids),
+            )
+        )
+        return tuple(ids)
+
+    # --- scoring ------------------------------------------------------------------------------
+
+    def _trajectory(self, node: Node) -> Trajectory:
+        logprobs = None
+        if getattr(self.strategy.verifier, "needs_logprobs", False):
+            logprobs = tuple(n.token_logprobs for n in self.tree.path(node.id))
+        return Trajectory(steps=node.steps, finished=node.finished, token_logprobs=logprobs)
+
+    async def _score_batch(self, nodes: list[Node]) -> list[Judgement]:
+        verifier = self.strategy.verifier
+        if verifier is None:
+            raise SearchError(f"{self.strategy.name} asked for scores but has no verifier")
+        trajectories = [self._trajectory(n) for n in nodes]
+
+        async def call() -> list[Judgement]:
+            self.usage.verifier_calls += 1
+            rows = await verifier.score(self.problem, trajectories)
+            return check_scores(verifier, trajectories, rows)
+
+        return await self._with_retries("score", call)
+
+    async def _score(self, request: Score) -> dict[int, Judgement | BaseException]:
+        nodes = [self.tree[i] for i in request.nodes if self.tree[i].steps]
+        if not nodes:
+            return {}
+        try:
+            judgements = await self._score_batch(nodes)
+            return {n.id: j for n, j in zip(nodes, judgements, strict=True)}
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if len(nodes) == 1:
+                return {nodes[0].id: error}
+        # One bad trajectory must not cost the others their scores: score them one by one.
+        async def single(node: Node) -> Judgement | BaseException:
+            if not self._reserve_call():
+                return SearchError("the call budget ran out before this trajectory was scored")
+            try:
+                return (await self._score_batch([node]))[0]
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                return error
+
+        singles = await asyncio.gather(*(single(n) for n in nodes))
+        return {n.id: outcome for n, outcome in zip(nodes, singles, strict=True)}
+
+    def _record_scores(self, request: Score, value: object) -> tuple[int, ...]:
+        if not isinstance(value, dict):
+            self._record_failure("score", request.round, request.nodes, value)
+            return ()
+        scored = []
+        for node_id, outcome in value.items():
+            node = self.tree[node_id]
+            if isinstance(outcome, Judgement):
+                node.step_scores = outcome.step_scores
+                node.score = self.strategy.score_of(outcome.step_scores)
+                node.critique = outcome.critique
+                scored.append(node_id)
+            else:
+                node.error = _describe(outcome)
+                self._record_failure("score", request.round, (node_id,), _Failed(outcome))
+        scores = [self.tree[i].score for i in scored]
+        self._events.append(
+            CandidatesScored(
+                elapsed_s=self._elapsed(),
+                round=request.round,
+                node_ids=tuple(scored),
+                best_score=max((s for s in scores if s is not None), default=None),
+            )
+        )
+        return tuple(scored)
+
+    def _record_failure(
+        self, stage: Stage, round_: int, node_ids: tuple[int, ...], value: object
+    ) -> None:
+        if isinstance(value, _Skipped):
+            return
+        error = value.error if isinstance(value, _Failed) else RuntimeError(repr(value))
+        message = _describe(error)
+        self.usage.failures += 1
+        self.failures.append(Failure(stage=stage, error=message, round=round_, node_ids=node_ids))
+        if stage == "generate":
+            self.tree.add(node_ids[0], round=round_, kind="failed", error=message)
+        self._events.append(
+            RequestFailed(elapsed_s=self._elapsed(), stage=stage, round=round_, error=message)
+        )
+
+    # --- the result ---------------------------------------------------------------------------
+
+    def _completion(self, node: Node) -> Completion:
+        text = self.strategy.step_delimiter.join(node.steps)
+        return Completion(
+            text=text,
+            steps=node.steps,
+            score=node.score,
+            step_scores=node.step_scores,
+            finished=node.finished,
+            answer=extract_answer(text),
+            node_id=node.id,
+            critique=node.critique,
+        )
+
+    def _result(self, outcome: Outcome) -> SearchResult:
+        self.usage.wall_time_s = self._elapsed()
+        self.usage.calls_saved += outcome.calls_saved
+        completions = [self._completion(self.tree[i]) for i in outcome.ranked]
+        if completions:
+            self.tree.mark_selected(completions[0].node_id)
+        result = SearchResult(
+            problem=self.problem,
+            strategy=self.strategy.name,
+            completions=completions,
+            stop_reason=outcome.stop_reason,
+            usage=self.usage,
+            tree=self.tree,
+            failures=self.failures,
+        )
+        if not completions:
+            causes = "; ".join(f.error for f in self.failures[-3:]) or outcome.stop_reason
+            raise SearchError(
+                f"{self.strategy.name} produced no candidate solution ({causes})", result=result
+            )
+        return result

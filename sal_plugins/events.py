@@ -1,0 +1,106 @@
+"""Typed progress events of a search, as yielded by ``strategy.astream(problem)``.
+
+Events arrive in order: one :class:`SearchStarted`, then for each round the work done
+(:class:`CandidatesGenerated`, :class:`CandidatesScored`, and :class:`RequestFailed` /
+:class:`RequestRetried` when faults happen), and last one :class:`SearchFinished` that carries the
+:class:`~sal_plugins.results.SearchResult`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sal_plugins.results import SearchResult
+
+__all__ = [
+    "CandidatesGenerated",
+    "CandidatesScored",
+    "RequestFailed",
+    "RequestRetried",
+    "SearchEvent",
+    "SearchFinished",
+    "SearchStarted",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchEvent:
+    """Base of every event.
+
+    Attributes:
+        elapsed_s: seconds since the search started.
+    """
+
+    elapsed_s: float
+    kind: str = field(init=False, default="event")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchStarted(SearchEvent):
+    """The search began."""
+
+    strategy: str
+    problem: str
+    kind: str = field(init=False, default="search_started")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CandidatesGenerated(SearchEvent):
+    """A batch of generation requests completed.
+
+    Attributes:
+        round: the strategy round.
+        node_ids: the new nodes, in request order.
+        finished: how many of them ended their solution.
+    """
+
+    round: int
+    node_ids: tuple[int, ...]
+    finished: int
+    kind: str = field(init=False, default="candidates_generated")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CandidatesScored(SearchEvent):
+    """A batch of trajectories was scored.
+
+    Attributes:
+        round: the strategy round.
+        node_ids: the nodes scored.
+        best_score: the highest aggregated score among them (``None`` if none could be scored).
+    """
+
+    round: int
+    node_ids: tuple[int, ...]
+    best_score: float | None
+    kind: str = field(init=False, default="candidates_scored")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestRetried(SearchEvent):
+    """A transient fault (429, 5xx, timeout) is being retried."""
+
+    stage: Literal["generate", "score"]
+    attempt: int
+    error: str
+    wait_s: float
+    kind: str = field(init=False, default="request_retried")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestFailed(SearchEvent):
+    """A request failed for good; the search goes on without its candidates."""
+
+    stage: Literal["generate", "score"]
+    round: int
+    error: str
+    kind: str = field(init=False, default="request_failed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchFinished(SearchEvent):
+    """The search ended; ``result`` is what ``arun`` returns."""
+
+    result: SearchResult
+    kind: str = field(init=False, default="search_finished")

@@ -1,0 +1,178 @@
+"""The search tree: every node a search expanded, with its scores, parent and fate.
+
+The driver is the only writer; strategies read it through the same objects. Node 0 is the root
+(the problem, no steps). Exports: :meth:`SearchTree.to_json`, :meth:`SearchTree.to_mermaid` and
+:meth:`SearchTree.to_html` (one self-contained page, see :mod:`sal_plugins._tree_html`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sal_plugins.solvers.base import StopKind
+
+__all__ = ["Node", "SearchTree"]
+
+
+@dataclass
+class Node:
+    """One expansion of the search.
+
+    Attributes:
+        id: position in the tree; 0 is the root.
+        parent: id of the parent node (``None`` for the root).
+        text: what this node added: one step, a whole solution, or a revision.
+        steps: the whole trajectory up to and including this node, without delimiters.
+        round: the strategy's round (iteration) that created it.
+        kind: ``"root"``, ``"step"``, ``"solution"``, ``"lookahead"`` or ``"revision"``.
+        stop_kind: why the solver stopped generating this node.
+        finished: the solver ended the solution here.
+        step_scores: the verifier's scores for ``steps`` (one per step, or one for an outcome verifier).
+        score: ``step_scores`` aggregated the way the strategy is configured.
+        critique: what the verifier said about this trajectory, when it said anything.
+        pruned: the strategy dropped this node.
+        selected: the node lies on the path of the selected answer.
+        error: why generating or scoring this node failed.
+        token_logprobs: the solver's token log-probabilities for ``text``, when requested.
+    """
+
+    id: int
+    parent: int | None
+    text: str = ""
+    steps: tuple[str, ...] = ()
+    round: int = 0
+    kind: str = "step"
+    stop_kind: StopKind | None = None
+    finished: bool = False
+    step_scores: tuple[float, ...] | None = None
+    score: float | None = None
+    critique: str | None = None
+    pruned: bool = False
+    selected: bool = False
+    error: str | None = None
+    token_logprobs: tuple[float, ...] | None = field(default=None, repr=False)
+
+    @property
+    def truncated(self) -> bool:
+        """The solver ran out of tokens on this node."""
+        return self.stop_kind == "length"
+
+    @property
+    def failed(self) -> bool:
+        """Generation failed here (the node holds the error, not text)."""
+        return self.error is not None and not self.text and self.stop_kind is None
+
+
+@dataclass
+class SearchTree:
+    """All nodes of one search, indexed by id."""
+
+    problem: str
+    nodes: list[Node] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            self.nodes.append(Node(id=0, parent=None, kind="root"))
+
+    @property
+    def root(self) -> Node:
+        """The root node (the problem itself)."""
+        return self.nodes[0]
+
+    def __getitem__(self, node_id: int) -> Node:
+        return self.nodes[node_id]
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def add(self, parent: int, **fields: Any) -> Node:
+        """Append a child of ``parent`` and return it."""
+        node = Node(id=len(self.nodes), parent=parent, **fields)
+        self.nodes.append(node)
+        return node
+
+    def children(self, node_id: int) -> list[Node]:
+        """The direct children of a node, in creation order."""
+        return [n for n in self.nodes if n.parent == node_id]
+
+    def path(self, node_id: int) -> list[Node]:
+        """The nodes from the root's first child down to ``node_id``."""
+        chain: list[Node] = []
+        current: int | None = node_id
+        while current is not None and current != 0:
+            node = self.nodes[current]
+            chain.append(node)
+            current = node.parent
+        return chain[::-1]
+
+    def leaves(self) -> list[Node]:
+        """Nodes without children (the root excluded)."""
+        parents = {n.parent for n in self.nodes}
+        return [n for n in self.nodes[1:] if n.id not in parents]
+
+    def mark_selected(self, node_id: int) -> None:
+        """Mark ``node_id`` and its ancestors as the selected path."""
+        for node in self.path(node_id):
+            node.selected = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``{"problem": ..., "nodes": [...]}``."""
+        nodes = []
+        for node in self.nodes:
+            row = asdict(node)
+            row.pop("token_logprobs")
+            row["steps"] = list(node.steps)
+            nodes.append(row)
+        return {"problem": self.problem, "nodes": nodes}
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The tree as JSON (``to_dict`` serialised)."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def to_mermaid(self, *, max_label: int = 40) -> str:
+        """The tree as a Mermaid ``flowchart``; the selected path is highlighted, pruned nodes greyed."""
+        lines = ["flowchart TD", '    n0["problem"]']
+        for node in self.nodes[1:]:
+            label = _mermaid_label(node, max_label)
+            lines.append(f'    n{node.id}["{label}"]')
+            lines.append(f"    n{node.parent} --> n{node.id}")
+        lines.append("    classDef selected stroke:#2a7,stroke-width:3px")
+        lines.append("    classDef pruned fill:#eee,color:#999")
+        lines.append("    classDef failed fill:#fdd")
+        for cls in ("selected", "pruned", "failed"):
+            ids = [f"n{n.id}" for n in self.nodes[1:] if _node_class(n) == cls]
+            if ids:
+                lines.append(f"    class {','.join(ids)} {cls}")
+        return "\n".join(lines) + "\n"
+
+    def to_html(self, *, title: str = "sal-plugins search tree") -> str:
+        """One self-contained HTML page (no network) showing the tree, scores and selected path."""
+        from sal_plugins._tree_html import render_tree_html
+
+        return render_tree_html(self, title=title)
+
+
+def _node_class(node: Node) -> str:
+    if node.selected:
+        return "selected"
+    if node.error is not None:
+        return "failed"
+    if node.pruned:
+        return "pruned"
+    return "kept"
+
+
+def _mermaid_label(node: Node, max_label: int) -> str:
+    text = " ".join(node.text.split())
+    if len(text) > max_label:
+        text = text[: max_label - 1] + "…"
+    text = text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    score = "" if node.score is None else f" ({node.score:.2f})"
+    status = " ✓" if node.finished else ""
+    return f"{text}{score}{status}" if text else f"{node.kind}{score}"
