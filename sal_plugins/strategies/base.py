@@ -227,6 +227,9 @@ def _describe_validation_error(owner: str, error: ValidationError) -> str:
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown argument (check the spelling)"
+        elif item["type"] == "value_error":
+            lines.append(str(item["ctx"]["error"]))
+            continue
         elif item["type"] == "is_instance_of":
             message = f"expected {item['ctx'].get('class', 'another type')}, got {type(item['input']).__name__}"
         lines.append(f"{owner}({where}=...): {message}")
