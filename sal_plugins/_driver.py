@@ -92,7 +92,7 @@ class SearchDriver:
     failures: list[Failure] = field(init=False, default_factory=list)
     _events: list[SearchEvent] = field(init=False, default_factory=list)
     _start: float = field(init=False, default=0.0)
-    _reserved_calls: int = field(init=False, default=0)
+    _calls_in_flight: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.tree = SearchTree(self.problem)
@@ -169,7 +169,6 @@ class SearchDriver:
                 results.append(self._record_expansion(request, value))
             else:
                 results.append(self._record_scores(request, value))
-        self._reserved_calls = 0
         return results
 
     def _seconds_left(self) -> float | None:
@@ -184,12 +183,13 @@ class SearchDriver:
         return self._rng.randrange(2**31)
 
     def _reserve_call(self) -> bool:
+        """Claim one call of the budget for a request about to start (released when it ends)."""
         budget = self.strategy.budget
         if budget is not None:
             left = budget.calls_left(self.usage)
-            if left is not None and self._reserved_calls >= left:
+            if left is not None and self._calls_in_flight >= left:
                 return False
-        self._reserved_calls += 1
+        self._calls_in_flight += 1
         return True
 
     async def _run_request(self, request: Request, seed: int | None) -> object:
@@ -203,6 +203,8 @@ class SearchDriver:
             raise
         except Exception as error:  # one failed request must not sink the search
             return _Failed(error)
+        finally:
+            self._calls_in_flight -= 1
 
     async def _with_retries(self, stage: Stage, call: Callable[[], Awaitable[T]]) -> T:
         def wait(state: RetryCallState) -> float:
@@ -259,7 +261,11 @@ class SearchDriver:
         )
 
         async def call() -> SolverResponse:
-            response = await strategy.solver.generate(generation_request)
+            try:
+                response = await strategy.solver.generate(generation_request)
+            except Exception:
+                self.usage.generation_calls += 1  # the failed request reached the server too
+                raise
             self._count_generation(response)
             if len(response.generations) != request.n:
                 raise SolverError(
@@ -329,8 +335,10 @@ class SearchDriver:
         trajectories = [self._trajectory(n) for n in nodes]
 
         async def call() -> list[Judgement]:
-            self.usage.verifier_calls += 1
-            rows = await verifier.score(self.problem, trajectories)
+            try:
+                rows = await verifier.score(self.problem, trajectories)
+            finally:
+                self.usage.verifier_calls += 1
             return check_scores(verifier, trajectories, rows)
 
         return await self._with_retries("score", call)
@@ -357,6 +365,8 @@ class SearchDriver:
                 raise
             except Exception as error:
                 return error
+            finally:
+                self._calls_in_flight -= 1
 
         singles = await asyncio.gather(*(single(n) for n in nodes))
         return {n.id: outcome for n, outcome in zip(nodes, singles, strict=True)}
