@@ -61,7 +61,7 @@ __all__ = [
     "StopReason",
     "Usage",
     "VerifierError",
+    "__version__",
     "answers_equivalent",
     "extract_answer",
-    "__version__",
 ]

@@ -107,9 +107,7 @@ class SearchDriver:
     async def events(self) -> AsyncIterator[SearchEvent]:
         """Run the search; yield its events, ending with :class:`SearchFinished`."""
         self._start = self.clock()
-        yield SearchStarted(
-            elapsed_s=0.0, strategy=self.strategy.name, problem=self.problem
-        )
+        yield SearchStarted(elapsed_s=0.0, strategy=self.strategy.name, problem=self.problem)
         plan = self.strategy.plan(self.problem, self.tree)
         outcome: Outcome | None = None
         interrupted: StopReason | None = None
@@ -252,7 +250,9 @@ class SearchDriver:
             prefix_steps=() if request.problem is not None else parent.steps,
             n=request.n,
             stop=() if request.to_end else (strategy.step_delimiter,),
-            temperature=strategy.temperature if request.temperature is None else request.temperature,
+            temperature=strategy.temperature
+            if request.temperature is None
+            else request.temperature,
             max_tokens=strategy.max_tokens,
             seed=seed,
             system_prompt=strategy.system_prompt,
@@ -355,6 +355,7 @@ class SearchDriver:
         except Exception as error:
             if len(nodes) == 1:
                 return {nodes[0].id: error}
+
         # One bad trajectory must not cost the others their scores: score them one by one.
         async def single(node: Node) -> Judgement | BaseException:
             if not self._reserve_call():

@@ -14,7 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sal_plugins.errors import ConfigError, SolverError, TransientError
-from sal_plugins.solvers.base import Generation, GenerationRequest, SolverResponse, seeds_for
+from sal_plugins.solvers.base import (
+    Generation,
+    GenerationRequest,
+    SolverResponse,
+    StopKind,
+    seeds_for,
+)
 
 __all__ = ["FailureScript", "ScriptedSolver", "fail_calls"]
 
@@ -66,7 +72,9 @@ class ScriptedSolver:
         if not self.solutions:
             raise ConfigError("ScriptedSolver needs at least one solution")
 
-    def _pick(self, pool: Sequence[str], request: GenerationRequest, seed: int | None) -> str | None:
+    def _pick(
+        self, pool: Sequence[str], request: GenerationRequest, seed: int | None
+    ) -> str | None:
         delimiter = request.step_delimiter
         matching = [
             s
@@ -81,7 +89,9 @@ class ScriptedSolver:
         return matching[seed % len(matching)]
 
     def _continue(self, request: GenerationRequest, seed: int | None) -> Generation:
-        revising = bool(self.revisions) and not request.prefix_steps and "<solution>" in request.problem
+        revising = (
+            bool(self.revisions) and not request.prefix_steps and "<solution>" in request.problem
+        )
         pool = self.revisions if revising and self.revisions else self.solutions
         solution = self._pick(pool, request, seed)
         if solution is None:
@@ -92,9 +102,13 @@ class ScriptedSolver:
             return Generation(text="", stop_kind="end")
         if not request.stop:
             text = request.step_delimiter.join(rest)
-            return Generation(text=text, stop_kind="end", token_logprobs=self._logprobs(request, text))
-        kind = "end" if len(rest) == 1 else "delimiter"
-        return Generation(text=rest[0], stop_kind=kind, token_logprobs=self._logprobs(request, rest[0]))
+            return Generation(
+                text=text, stop_kind="end", token_logprobs=self._logprobs(request, text)
+            )
+        kind: StopKind = "end" if len(rest) == 1 else "delimiter"
+        return Generation(
+            text=rest[0], stop_kind=kind, token_logprobs=self._logprobs(request, rest[0])
+        )
 
     @staticmethod
     def _logprobs(request: GenerationRequest, text: str) -> tuple[float, ...] | None:

@@ -30,7 +30,9 @@ class ScriptedVerifier:
     granularity: Granularity = "step"
     score_range: tuple[float, float] | None = None
     fail_when: Callable[[tuple[str, ...]], bool] | None = None
-    error: Callable[[], Exception] = field(default=lambda: RuntimeError("scripted verifier failure"))
+    error: Callable[[], Exception] = field(
+        default=lambda: RuntimeError("scripted verifier failure")
+    )
     delay_s: float = 0.0
     name: str = "ScriptedVerifier"
     calls: int = field(default=0, init=False)
