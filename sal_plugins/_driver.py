@@ -9,10 +9,11 @@ request order, so a seeded search builds the same tree however the requests inte
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from tenacity import (
@@ -93,6 +94,8 @@ class SearchDriver:
     _events: list[SearchEvent] = field(init=False, default_factory=list)
     _start: float = field(init=False, default=0.0)
     _calls_in_flight: int = field(init=False, default=0)
+    _cut_short: StopReason | None = field(init=False, default=None)
+    _served: tuple[int, int] = field(init=False, default=(0, 0))  # (requests, generations)
 
     def __post_init__(self) -> None:
         self.tree = SearchTree(self.problem)
@@ -120,9 +123,8 @@ class SearchDriver:
                 results = await self._fulfil(batch)
                 for event in self._drain_events():
                     yield event
-                interrupted = self._exhausted()
-                if interrupted:
-                    break
+                # The plan sees every batch's results: if that was its last batch it ends on its
+                # own terms; otherwise the check above stops it before the next one.
                 batch = plan.send(results)
         except StopIteration as stop:
             outcome = stop.value
@@ -130,6 +132,9 @@ class SearchDriver:
             plan.close()
         if outcome is None:
             outcome = Outcome(self.strategy.best_so_far(self.tree), interrupted or "error")
+        elif self._cut_short is not None and outcome.stop_reason == "finished":
+            # The plan ran to its end, but without work the budget did not let start.
+            outcome = replace(outcome, stop_reason=self._cut_short)
         yield SearchFinished(elapsed_s=self._elapsed(), result=self._result(outcome))
 
     def _elapsed(self) -> float:
@@ -149,6 +154,8 @@ class SearchDriver:
     # --- one batch ----------------------------------------------------------------------------
 
     async def _fulfil(self, batch: list[Request]) -> list[tuple[int, ...]]:
+        if not batch:
+            return []
         seeds = [self._next_seed() if isinstance(r, Expand) else None for r in batch]
         tasks = [
             asyncio.ensure_future(self._run_request(request, seed))
@@ -161,8 +168,12 @@ class SearchDriver:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         results: list[tuple[int, ...]] = []
+        if pending:
+            self._cut_short = "deadline"
         for request, task in zip(batch, tasks, strict=True):
             value: object = task.result() if task in done else _Skipped()
+            if isinstance(value, _Skipped) and self._cut_short is None:
+                self._cut_short = "budget"
             if isinstance(request, Expand):
                 results.append(self._record_expansion(request, value))
             else:
@@ -279,11 +290,20 @@ class SearchDriver:
     def _count_generation(self, response: SolverResponse) -> None:
         usage = self.usage
         usage.generation_calls += response.requests
+        requests, generations = self._served
+        self._served = (requests + response.requests, generations + len(response.generations))
         usage.prompt_tokens += response.prompt_tokens
         usage.completion_tokens += response.completion_tokens
         pricing = getattr(self.strategy.solver, "pricing", None)
         if pricing is not None and usage.cost is not None:
             usage.cost += pricing.cost(response.prompt_tokens, response.completion_tokens)
+
+    def _calls_for(self, samples: int) -> int:
+        """Requests ``samples`` more generations would have taken, at the rate served so far."""
+        requests, generations = self._served
+        if samples <= 0 or generations == 0:
+            return 0
+        return math.ceil(samples * requests / generations - 1e-9)
 
     def _record_expansion(self, request: Expand, value: object) -> tuple[int, ...]:
         if not isinstance(value, SolverResponse):
@@ -430,7 +450,7 @@ class SearchDriver:
 
     def _result(self, outcome: Outcome) -> SearchResult:
         self.usage.wall_time_s = self._elapsed()
-        self.usage.calls_saved += outcome.calls_saved
+        self.usage.calls_saved += outcome.calls_saved + self._calls_for(outcome.samples_saved)
         completions = [self._completion(self.tree[i]) for i in outcome.ranked]
         if completions:
             self.tree.mark_selected(completions[0].node_id)

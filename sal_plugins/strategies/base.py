@@ -84,11 +84,15 @@ class Outcome:
         ranked: final candidate node ids, best first.
         stop_reason: why the plan ended.
         calls_saved: calls the strategy chose not to make (recorded in usage).
+        samples_saved: generations the strategy chose not to ask for; the driver converts them to
+            calls at the rate the solver served so far (one call per sample for a solver that fans
+            ``n`` out, fewer for one that honours ``n``) and adds them to ``usage.calls_saved``.
     """
 
     ranked: list[int]
     stop_reason: StopReason = "finished"
     calls_saved: int = 0
+    samples_saved: int = 0
 
 
 def aggregate(step_scores: Sequence[float], how: Aggregation) -> float:
@@ -231,7 +235,7 @@ def _describe_validation_error(owner: str, error: ValidationError) -> str:
             lines.append(str(item["ctx"]["error"]))
             continue
         elif item["type"] == "is_instance_of":
-            message = f"expected {item['ctx'].get('class', 'another type')}, got {type(item['input']).__name__}"
+            expected = item["ctx"].get("class", "another type")
+            message = f"expected {expected}, got {type(item['input']).__name__}"
         lines.append(f"{owner}({where}=...): {message}")
     return "; ".join(lines)
-
