@@ -17,15 +17,30 @@ from sal_plugins.verifiers.scripted import ScriptedVerifier
 
 if TYPE_CHECKING:
     from sal_plugins.verifiers.arithmetic import ArithmeticVerifier
+    from sal_plugins.verifiers.chat_logprob import ChatLogprobPRM
+    from sal_plugins.verifiers.classify import ClassifyRM
+    from sal_plugins.verifiers.code_tests import CodeTestVerifier
+    from sal_plugins.verifiers.compose import CascadeVerifier, EnsembleVerifier
+    from sal_plugins.verifiers.judge import JudgeVerifier
     from sal_plugins.verifiers.pooling import PoolingPRM
+    from sal_plugins.verifiers.self_certainty import SelfCertaintyVerifier
+    from sal_plugins.verifiers.tei import TEIReward
 
 __all__ = [
     "ArithmeticVerifier",
+    "CascadeVerifier",
+    "ChatLogprobPRM",
+    "ClassifyRM",
+    "CodeTestVerifier",
+    "EnsembleVerifier",
     "FunctionVerifier",
     "Granularity",
+    "JudgeVerifier",
     "Judgement",
     "PoolingPRM",
     "ScriptedVerifier",
+    "SelfCertaintyVerifier",
+    "TEIReward",
     "Trajectory",
     "Verifier",
     "check_scores",
@@ -33,7 +48,15 @@ __all__ = [
 
 _LAZY = {
     "ArithmeticVerifier": "sal_plugins.verifiers.arithmetic",
+    "CascadeVerifier": "sal_plugins.verifiers.compose",
+    "ChatLogprobPRM": "sal_plugins.verifiers.chat_logprob",
+    "ClassifyRM": "sal_plugins.verifiers.classify",
+    "CodeTestVerifier": "sal_plugins.verifiers.code_tests",
+    "EnsembleVerifier": "sal_plugins.verifiers.compose",
+    "JudgeVerifier": "sal_plugins.verifiers.judge",
     "PoolingPRM": "sal_plugins.verifiers.pooling",
+    "SelfCertaintyVerifier": "sal_plugins.verifiers.self_certainty",
+    "TEIReward": "sal_plugins.verifiers.tei",
 }
 
 

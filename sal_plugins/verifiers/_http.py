@@ -1,0 +1,128 @@
+"""The one HTTP client every HTTP verifier uses, and the one place HTTP errors are translated.
+
+* 429 becomes :class:`~sal_plugins.errors.TransientError` carrying ``retry_after`` (seconds, from a
+  ``Retry-After`` header given in seconds or as an HTTP date);
+* 408, 5xx, timeouts, connection errors and bodies that are not valid JSON become
+  :class:`~sal_plugins.errors.TransientError`;
+* any other 4xx becomes :class:`~sal_plugins.errors.VerifierError` naming the verifier.
+
+Verifiers never retry: the search driver does, honouring ``retry_after``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from sal_plugins.errors import ConfigError, TransientError, VerifierError
+
+__all__ = ["HTTPEndpoint", "parse_retry_after"]
+
+_BODY_PREVIEW = 300
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    current = now or datetime.now(timezone.utc)
+    return max(0.0, (when - current).total_seconds())
+
+
+@dataclass(frozen=True)
+class HTTPEndpoint:
+    """Where and how a verifier talks to its server.
+
+    Attributes:
+        base_url: server root (or ``.../v1`` for OpenAI-compatible routes); paths are appended.
+        verifier: the verifier's name, used in every error message.
+        api_key: sent as ``Authorization: Bearer <api_key>`` when set.
+        timeout: seconds for the whole request (connect, write, read).
+        transport: an ``httpx`` transport to use instead of the network (tests, proxies).
+    """
+
+    base_url: str
+    verifier: str
+    api_key: str | None = None
+    timeout: float = 60.0
+    transport: httpx.AsyncBaseTransport | None = None
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{self.verifier}: base_url must start with http:// or https://, "
+                f"got {self.base_url!r}"
+            )
+        if self.timeout <= 0:
+            raise ConfigError(f"{self.verifier}: timeout must be positive, got {self.timeout}")
+
+    def client(self) -> httpx.AsyncClient:
+        """A client for one scoring call (a fresh one per call: event loops do not share)."""
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return httpx.AsyncClient(
+            base_url=self.base_url.rstrip("/"),
+            headers=headers,
+            timeout=self.timeout,
+            transport=self.transport,
+        )
+
+    async def post(self, client: httpx.AsyncClient, path: str, payload: object) -> Any:
+        """POST ``payload`` as JSON to ``path`` and return the decoded JSON body.
+
+        Raises:
+            TransientError: 408, 429, 5xx, timeouts, connection failures, invalid JSON.
+            VerifierError: any other 4xx.
+        """
+        url = f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+        try:
+            response = await client.post(url, json=payload)
+        except httpx.TimeoutException as error:
+            raise TransientError(
+                f"{self.verifier}: timed out after {self.timeout}s on POST {url}"
+            ) from error
+        except httpx.TransportError as error:
+            raise TransientError(
+                f"{self.verifier}: connection failed on POST {url} ({type(error).__name__}: "
+                f"{error})"
+            ) from error
+        status = response.status_code
+        if status == 429 or status == 408 or status >= 500:
+            raise TransientError(
+                f"{self.verifier}: HTTP {status} from POST {url}: {_preview(response)}",
+                status_code=status,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
+        if status >= 400:
+            raise VerifierError(
+                f"HTTP {status} from POST {url}: {_preview(response)}", verifier=self.verifier
+            )
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise TransientError(
+                f"{self.verifier}: invalid JSON from POST {url}: {_preview(response)}",
+                status_code=status,
+            ) from error
+
+
+def _preview(response: httpx.Response) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text[:_BODY_PREVIEW] + ("..." if len(text) > _BODY_PREVIEW else "")
