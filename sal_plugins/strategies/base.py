@@ -181,11 +181,15 @@ class SearchStrategy(BaseModel):
         Finished solutions if there are any, otherwise the deepest unfinished trajectories (the
         result then has ``finished=False`` on its completions).
         """
-        usable = [n for n in tree.nodes[1:] if n.steps and n.error is None]
+        # Look-ahead roll-outs only score their candidate; they are never candidates themselves.
+        usable = [
+            n for n in tree.nodes[1:] if n.steps and n.error is None and n.kind != "lookahead"
+        ]
         finished = [n.id for n in usable if n.finished]
         if finished:
             return self.rank(tree, finished)
-        return self.rank(tree, [n.id for n in tree.leaves() if n in usable])
+        parents = {n.parent for n in usable}
+        return self.rank(tree, [n.id for n in usable if n.id not in parents])
 
     # --- running ------------------------------------------------------------------------------
 
