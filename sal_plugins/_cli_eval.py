@@ -1,0 +1,193 @@
+"""``sal eval DATASET``: accuracy vs. compute of strategies over a dataset, resumable."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sal_plugins._cli_setup import (
+    add_model_flags,
+    add_strategy_flags,
+    build_components,
+    build_strategy,
+    canonical_strategy,
+    strategy_names,
+)
+from sal_plugins._sync import run_sync
+from sal_plugins.errors import ConfigError
+from sal_plugins.eval.datasets import load_problems
+from sal_plugins.eval.plot import plot_accuracy_vs_budget
+from sal_plugins.eval.report import HEADERS, format_table, summarize, table_rows
+from sal_plugins.eval.runner import Arm, Record, RunFolder, run_arms
+from sal_plugins.strategies.base import SearchStrategy
+
+__all__ = ["add_eval_parser", "eval_command", "parse_arms"]
+
+
+def add_eval_parser(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``sal eval``."""
+    parser = commands.add_parser(
+        "eval",
+        help="accuracy vs. compute of strategies over a dataset",
+        description="Run strategies at several N over a dataset; write one run folder with a "
+        "jsonl per strategy and N (rerunning skips finished problems), a table with 95%% Wilson "
+        "intervals, and accuracy_vs_budget.png.",
+    )
+    parser.add_argument(
+        "dataset", help="a .jsonl file (GSM8K question/answer or MATH problem/answer) or a hub name"
+    )
+    parser.add_argument(
+        "--strategy",
+        action="append",
+        help=f"repeatable or comma list of {', '.join(strategy_names())} (default best_of_n)",
+    )
+    parser.add_argument("--n", default="1,4,16", help="comma list of N (default 1,4,16)")
+    parser.add_argument("--limit", type=int, help="only the first LIMIT problems")
+    parser.add_argument("--split", default="test", help="hub split (default test)")
+    parser.add_argument("--subset", help="hub configuration, e.g. main for openai/gsm8k")
+    parser.add_argument("--out", help="run folder (default runs/eval-<dataset name>)")
+    parser.add_argument("--jobs", type=int, default=1, help="problems searched at once (default 1)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    parser.add_argument("--json", action="store_true", help="print the summary rows as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    add_strategy_flags(parser)
+    add_model_flags(parser)
+    parser.set_defaults(handler=eval_command)
+
+
+def _split(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def parse_arms(strategies: list[str] | None, ns: str) -> list[Arm]:
+    """The arms of an evaluation: every strategy at every N (``greedy`` only at N=1).
+
+    Raises:
+        ConfigError: an unknown strategy or an N that is not a positive integer.
+    """
+    names = [canonical_strategy(s) for s in _split(strategies or ["best_of_n"])]
+    try:
+        counts = sorted({int(part) for part in _split([ns])})
+    except ValueError:
+        raise ConfigError(
+            f"--n {ns!r}: expected a comma list of integers, e.g. --n 1,4,16"
+        ) from None
+    if not counts or counts[0] < 1:
+        raise ConfigError(f"--n {ns!r}: every N must be at least 1")
+    arms: list[Arm] = []
+    for name in dict.fromkeys(names):
+        for n in [1] if name == "greedy" else counts:
+            arms.append(Arm(name, n))
+    return arms
+
+
+class _EvalProgress:
+    """Progress bars on a terminal; one line per finished search otherwise."""
+
+    def __init__(self, arms: list[Arm], problems: int, *, quiet: bool) -> None:
+        self.console = Console(file=sys.stderr, highlight=False)
+        self.quiet = quiet
+        self.live = self.console.is_terminal and not quiet
+        self.progress = Progress(
+            TextColumn("{task.description:<24}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[accuracy]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        self.tasks = {
+            arm: self.progress.add_task(f"{arm.strategy} N={arm.n}", total=problems, accuracy="")
+            for arm in arms
+        }
+        self.correct = dict.fromkeys(arms, 0)
+        self.done = dict.fromkeys(arms, 0)
+
+    def __call__(self, arm: Arm, record: Record, resumed: bool) -> None:
+        self.done[arm] += 1
+        self.correct[arm] += record.correct
+        accuracy = f"{self.correct[arm] / self.done[arm]:.0%} correct"
+        if self.live:
+            self.progress.update(self.tasks[arm], advance=1, accuracy=accuracy)
+        elif not self.quiet and not resumed:
+            mark = "correct" if record.correct else "wrong"
+            detail = f" error={record.error}" if record.error else ""
+            print(
+                f"[{arm.strategy} N={arm.n}] {record.problem_id}: answer={record.answer!r} "
+                f"gold={record.gold!r} {mark} ({self.done[arm]} done, {accuracy}){detail}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _print_table(rows: list[tuple[str, ...]], markdown: str, out: TextIO) -> None:
+    console = Console(file=out, highlight=False)
+    if not console.is_terminal:
+        print(markdown, file=out, end="")
+        return
+    table = Table(title="accuracy vs. compute (calls and tokens: mean per problem)")
+    for header in HEADERS:
+        table.add_column(header, justify="left" if header == "strategy" else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def eval_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Evaluate the requested arms; write and print the table (and plot); return the exit code."""
+    arms = parse_arms(args.strategy, args.n)
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit {args.limit}: must be at least 1")
+    problems = load_problems(args.dataset, split=args.split, subset=args.subset, limit=args.limit)
+    components = build_components(args)
+    for arm in arms:  # refuse a bad combination before any search runs
+        build_strategy(arm.strategy, arm.n, args, components, strict=False)
+    settings = {
+        "dataset": args.dataset,
+        "split": args.split,
+        "subset": args.subset,
+        **components.description,
+        "seed": args.seed,
+        "temperature": args.temperature,
+        "max_tokens": args.max_tokens,
+        "beam_width": args.beam_width,
+        "max_steps": args.max_steps,
+        "options": sorted(args.options),
+    }
+    default_out = Path("runs") / f"eval-{Path(args.dataset).stem or 'dataset'}"
+    folder = RunFolder(args.out or default_out, settings)
+
+    def factory(arm: Arm, seed: int | None) -> SearchStrategy:
+        strategy = build_strategy(arm.strategy, arm.n, args, components, strict=False)
+        return strategy.model_copy(update={"seed": seed})
+
+    progress = _EvalProgress(arms, len(problems), quiet=args.quiet)
+    with progress.progress if progress.live else contextlib.nullcontext():
+        records = run_sync(
+            lambda: run_arms(
+                problems, arms, factory, folder, seed=args.seed, jobs=args.jobs, on_record=progress
+            )
+        )
+    summaries = summarize(records)
+    markdown = format_table(summaries)
+    (folder.path / "table.md").write_text(markdown, encoding="utf-8")
+    (folder.path / "summary.json").write_text(
+        json.dumps([s.to_dict() for s in summaries], indent=2) + "\n", encoding="utf-8"
+    )
+    if not args.no_plot:
+        title = f"{Path(args.dataset).name}: {len(problems)} problems, {components.description['solver']}"
+        plot_accuracy_vs_budget(summaries, folder.path / "accuracy_vs_budget.png", title=title)
+    if args.json:
+        print(json.dumps([s.to_dict() for s in summaries], indent=2), file=out)
+    else:
+        _print_table(table_rows(summaries), markdown, out)
+        print(f"run folder: {folder.path}", file=out)
+    return 0

@@ -1,0 +1,123 @@
+"""Live progress of one search for ``sal run``: a rich panel on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+from typing import TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from sal_plugins.events import (
+    CandidatesGenerated,
+    CandidatesScored,
+    RequestFailed,
+    RequestRetried,
+    SearchEvent,
+    SearchStarted,
+)
+
+__all__ = ["SearchProgress"]
+
+
+class SearchProgress:
+    """Shows a search's events as they arrive (use as a context manager, feed :meth:`update`).
+
+    Args:
+        stream: where progress goes (stderr, so ``--json`` output on stdout stays clean).
+        live: draw a live panel (default: when ``stream`` is a terminal).
+        enabled: ``False`` shows nothing.
+    """
+
+    def __init__(
+        self, stream: TextIO | None = None, *, live: bool | None = None, enabled: bool = True
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.console = Console(file=self.stream, highlight=False)
+        self.enabled = enabled
+        self.live = self.console.is_terminal if live is None else live
+        self.strategy = ""
+        self.elapsed = 0.0
+        self.round = 0
+        self.generated = 0
+        self.finished = 0
+        self.scored = 0
+        self.best: float | None = None
+        self.retries = 0
+        self.failures = 0
+        self._live: Live | None = None
+
+    def __enter__(self) -> SearchProgress:
+        if self.enabled and self.live:
+            self._live = Live(
+                self._panel(), console=self.console, refresh_per_second=8, transient=True
+            )
+            self._live.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._live is not None:
+            self._live.__exit__(kind, error, traceback)
+            self._live = None
+
+    def update(self, event: SearchEvent) -> None:
+        """Take one event into account and redraw (or print a line)."""
+        self.elapsed = event.elapsed_s
+        line = self._apply(event)
+        if not self.enabled:
+            return
+        if self._live is not None:
+            self._live.update(self._panel())
+        elif line:
+            print(f"[{event.elapsed_s:6.1f}s] {line}", file=self.stream, flush=True)
+
+    def _apply(self, event: SearchEvent) -> str | None:
+        if isinstance(event, SearchStarted):
+            self.strategy = event.strategy
+            return f"{event.strategy}: searching"
+        if isinstance(event, CandidatesGenerated):
+            self.round = max(self.round, event.round)
+            self.generated += len(event.node_ids)
+            self.finished += event.finished
+            return (
+                f"round {event.round}: {len(event.node_ids)} candidates generated "
+                f"({event.finished} finished)"
+            )
+        if isinstance(event, CandidatesScored):
+            self.scored += len(event.node_ids)
+            if event.best_score is not None:
+                self.best = (
+                    event.best_score if self.best is None else max(self.best, event.best_score)
+                )
+            best = "-" if event.best_score is None else f"{event.best_score:.3f}"
+            return f"round {event.round}: {len(event.node_ids)} scored, best {best}"
+        if isinstance(event, RequestRetried):
+            self.retries += 1
+            return f"retrying {event.stage} (attempt {event.attempt}) in {event.wait_s:.1f}s: {event.error}"
+        if isinstance(event, RequestFailed):
+            self.failures += 1
+            return f"round {event.round}: {event.stage} request failed: {event.error}"
+        return None
+
+    def _panel(self) -> Group:
+        table = Table.grid(padding=(0, 2))
+        for _ in range(6):
+            table.add_column()
+        best = "-" if self.best is None else f"{self.best:.3f}"
+        table.add_row(
+            Text(self.strategy or "search", style="bold"),
+            f"{self.elapsed:5.1f}s",
+            f"round {self.round}",
+            f"{self.generated} generated / {self.finished} finished",
+            f"{self.scored} scored, best {best}",
+            f"{self.retries} retries, {self.failures} failures",
+        )
+        return Group(table)

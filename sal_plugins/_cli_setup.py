@@ -1,0 +1,279 @@
+"""Build the solver, verifier and strategy a ``sal`` command asked for.
+
+Shared by ``sal run`` and ``sal eval``. Everything here turns flags into objects and turns a bad
+combination of flags into a :class:`~sal_plugins.errors.ConfigError` naming the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sal_plugins.budget import Budget
+from sal_plugins.errors import ConfigError
+from sal_plugins.solvers.base import Solver
+from sal_plugins.strategies import STRATEGIES, SearchStrategy, strategy_class
+from sal_plugins.verifiers.base import Verifier
+
+__all__ = [
+    "EMBEDDED_DEFAULTS",
+    "RECIPES",
+    "Components",
+    "add_model_flags",
+    "add_strategy_flags",
+    "build_components",
+    "build_strategy",
+    "canonical_strategy",
+    "check_strategy_flags",
+    "default_beam_width",
+    "load_object",
+]
+
+RECIPES = ("greedy", "self_consistency")
+"""Names accepted beside the strategies: ``greedy`` (one sample at temperature 0, no verifier) and
+``self_consistency`` (best-of-N with a majority vote and no verifier)."""
+
+EMBEDDED_DEFAULTS: dict[str, Any] = {"max_tokens": 256, "max_steps": 8}
+"""Settings that keep the embedded 135M model quick on a laptop CPU when no flag says otherwise."""
+
+
+def canonical_strategy(name: str) -> str:
+    """The public name of a strategy or recipe (``beam-search`` -> ``beam_search``).
+
+    Raises:
+        ConfigError: the name is not a known strategy or recipe.
+    """
+    key = name.strip().lower().replace("-", "_")
+    if key in RECIPES:
+        return key
+    if key not in STRATEGIES:
+        raise ConfigError(
+            f"unknown strategy {name!r}: choose one of {', '.join(strategy_names())} "
+            "(hyphens accepted, e.g. beam-search)"
+        )
+    return strategy_class(key).name
+
+
+def load_object(spec: str) -> Any:
+    """Import ``module:attribute`` (used by the hidden ``--solver-factory`` test hooks)."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"{spec!r}: expected module:attribute")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(f"cannot load {spec!r}: {error}") from error
+    return target
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags choosing the solver and the verifier."""
+    group = parser.add_argument_group("model (default: the embedded SmolLM2-135M, no API key)")
+    group.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    group.add_argument("--model", help="model name on that server (required with --base-url)")
+    group.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY)")
+    group.add_argument("--prm-url", help="vLLM /pooling process reward model server root")
+    group.add_argument("--prm-model", help="model name of the PRM (required with --prm-url)")
+    group.add_argument("--prm-api-key", help="API key for --prm-url")
+    group.add_argument(
+        "--verifier",
+        choices=("arithmetic", "none"),
+        default=None,
+        help="scorer when no --prm-url is given (default: arithmetic, which checks a op b = c)",
+    )
+    group.add_argument("--solver-factory", help=argparse.SUPPRESS)
+    group.add_argument("--verifier-factory", help=argparse.SUPPRESS)
+
+
+def add_strategy_flags(parser: argparse.ArgumentParser) -> None:
+    """Search settings shared by ``run`` and ``eval`` (``--n`` is added by each command)."""
+    group = parser.add_argument_group("search")
+    group.add_argument(
+        "--beam-width", type=int, help="continuations per kept beam (beam_search, dvts)"
+    )
+    group.add_argument("--max-steps", type=int, help="most steps per solution (beam_search, dvts)")
+    group.add_argument(
+        "--seed", type=int, default=0, help="seed for a reproducible search (default 0)"
+    )
+    group.add_argument("--temperature", type=float, help="sampling temperature")
+    group.add_argument("--max-tokens", type=int, help="tokens per generation request")
+    group.add_argument("--max-calls", type=int, help="budget: most generation + verifier requests")
+    group.add_argument("--deadline", type=float, help="budget: wall-clock seconds per search")
+    group.add_argument(
+        "--set",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other strategy setting, e.g. --set selection=majority --set lookahead=1",
+    )
+
+
+@dataclass
+class Components:
+    """What a command searches with: the solver, the verifier, and how to describe them."""
+
+    solver: Solver
+    verifier: Verifier | None
+    embedded: bool
+    description: dict[str, Any]
+
+
+def _call_factory(spec: str) -> Any:
+    factory = load_object(spec)
+    return factory() if callable(factory) else factory
+
+
+def _build_solver(args: argparse.Namespace) -> tuple[Solver, bool, str]:
+    if args.solver_factory:
+        return _call_factory(args.solver_factory), False, args.solver_factory
+    if args.base_url or args.model:
+        if not (args.base_url and args.model):
+            raise ConfigError("--base-url and --model go together: name the server and its model")
+        from sal_plugins.solvers import OpenAISolver
+
+        solver = OpenAISolver(model=args.model, base_url=args.base_url, api_key=args.api_key)
+        return solver, False, f"openai:{args.model}@{args.base_url}"
+    from sal_plugins.embedded import embedded_solver
+
+    return embedded_solver(), True, "embedded:SmolLM2-135M-Instruct"
+
+
+def _build_verifier(args: argparse.Namespace) -> tuple[Verifier | None, str]:
+    if args.verifier_factory:
+        return _call_factory(args.verifier_factory), args.verifier_factory
+    if args.prm_url or args.prm_model:
+        if not (args.prm_url and args.prm_model):
+            raise ConfigError(
+                "--prm-url and --prm-model go together: name the PRM server and model"
+            )
+        if args.verifier is not None:
+            raise ConfigError("--verifier and --prm-url both choose the verifier: pass only one")
+        from sal_plugins.verifiers import PoolingPRM
+
+        prm = PoolingPRM(model=args.prm_model, base_url=args.prm_url, api_key=args.prm_api_key)
+        return prm, f"pooling:{args.prm_model}@{args.prm_url}"
+    if args.verifier == "none":
+        return None, "none"
+    from sal_plugins.verifiers import ArithmeticVerifier
+
+    return ArithmeticVerifier(), "arithmetic"
+
+
+def build_components(args: argparse.Namespace) -> Components:
+    """The solver and verifier the flags ask for (the embedded model when none is named)."""
+    verifier, verifier_name = _build_verifier(args)
+    solver, embedded, solver_name = _build_solver(args)
+    return Components(
+        solver, verifier, embedded, {"solver": solver_name, "verifier": verifier_name}
+    )
+
+
+def default_beam_width(n: int) -> int:
+    """A beam width that divides ``n`` and keeps at least two beams: 4, else 2, else 1."""
+    for width in (4, 2):
+        if n % width == 0 and n // width >= 2:
+            return width
+    return 1
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set selection=majority")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        options[key.strip().replace("-", "_")] = value
+    return options
+
+
+_FLAG_OF = {"beam_width": "--beam-width", "max_steps": "--max-steps"}
+
+
+def check_strategy_flags(name: str, args: argparse.Namespace) -> None:
+    """Refuse ``--beam-width``/``--max-steps`` for a strategy that does not take them.
+
+    Raises:
+        ConfigError: naming the flag to drop.
+    """
+    key = canonical_strategy(name)
+    if key in RECIPES:
+        return
+    fields = strategy_class(key).model_fields
+    for attribute, flag in _FLAG_OF.items():
+        if getattr(args, attribute) is not None and attribute not in fields:
+            takes = ", ".join(sorted(f for a, f in _FLAG_OF.items() if a in fields)) or "neither"
+            raise ConfigError(f"{flag} does not apply to {key} (it takes {takes}): drop {flag}")
+
+
+def build_strategy(
+    name: str, n: int, args: argparse.Namespace, components: Components, *, strict: bool = True
+) -> SearchStrategy:
+    """The strategy ``name`` at ``n`` samples, configured from the shared flags.
+
+    Args:
+        name: a strategy or recipe name (hyphens allowed).
+        n: samples (``n`` of the strategy).
+        args: the parsed flags.
+        components: solver and verifier.
+        strict: refuse flags the strategy does not take (``sal run``); ``sal eval`` runs several
+            strategies with one set of flags and applies each flag where it fits.
+
+    Raises:
+        ConfigError: a flag does not apply to this strategy, or a value cannot work; the message
+            names the flag to change.
+    """
+    key = canonical_strategy(name)
+    cls = strategy_class("best_of_n" if key in RECIPES else key)
+    fields = cls.model_fields
+    settings: dict[str, Any] = {"solver": components.solver, "verifier": components.verifier}
+    if key == "greedy":
+        settings.update(n=1, temperature=0.0, verifier=None)
+    elif key == "self_consistency":
+        settings.update(n=n, verifier=None, selection="majority")
+    elif "n" in fields:
+        settings["n"] = n
+    if strict:
+        check_strategy_flags(key, args)
+    for attribute in _FLAG_OF:
+        value = getattr(args, attribute)
+        if attribute in fields:
+            if value is None and attribute == "beam_width":
+                value = default_beam_width(n)
+            if value is None and components.embedded:
+                value = EMBEDDED_DEFAULTS.get(attribute)
+            if value is not None:
+                settings[attribute] = value
+    if args.max_tokens is not None:
+        settings["max_tokens"] = args.max_tokens
+    elif components.embedded:
+        settings["max_tokens"] = EMBEDDED_DEFAULTS["max_tokens"]
+    if args.temperature is not None and key != "greedy":
+        settings["temperature"] = args.temperature
+    if args.seed is not None:
+        settings["seed"] = args.seed
+    if args.max_calls is not None or args.deadline is not None:
+        settings["budget"] = Budget(max_calls=args.max_calls, deadline_s=args.deadline)
+    settings.update(_parse_options(args.options))
+    try:
+        return cls(**settings)
+    except ConfigError as error:
+        if settings.get("verifier") is None and "verifier" in str(error):
+            raise ConfigError(
+                f"{error} (on the command line: drop --verifier none, or pass --prm-url)"
+            ) from error
+        raise
+
+
+def strategy_names() -> list[str]:
+    """Every name ``--strategy`` accepts."""
+    return sorted(STRATEGIES) + list(RECIPES)
