@@ -1,0 +1,387 @@
+"""``OpenAISolver``: any OpenAI-compatible server (vLLM, llama.cpp, SGLang, TGI, OpenAI, ...)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
+
+from sal_plugins.errors import ConfigError, MissingDependencyError, SolverError, TransientError
+from sal_plugins.solvers._openai_wire import generation_from_choice, translate_error
+from sal_plugins.solvers.base import (
+    ContinuationMode,
+    Generation,
+    GenerationRequest,
+    Pricing,
+    SolverResponse,
+)
+from sal_plugins.solvers.prompts import (
+    INSTRUCTED_CONTINUATION,
+    PromptTemplate,
+    chat_messages,
+    chatml,
+    completion_prompt,
+)
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+__all__ = ["OpenAISolver"]
+
+Continuation = ContinuationMode | Literal["auto"]
+
+_VLLM_CONTINUE = {"continue_final_message": True, "add_generation_prompt": False}
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The choices of one HTTP request."""
+
+    generations: list[Generation]
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class OpenAISolver:
+    """A solver over any OpenAI-compatible server, through the ``openai`` SDK.
+
+    Setup: run a server, for example vLLM
+    (``vllm serve meta-llama/Llama-3.2-1B-Instruct``) or llama.cpp's
+    (``python -m llama_cpp.server --model model.gguf``), then point the solver at its ``/v1`` root.
+
+    Instantiate::
+
+        from sal_plugins.solvers import OpenAISolver
+
+        solver = OpenAISolver(
+            model="meta-llama/Llama-3.2-1B-Instruct",
+            base_url="http://localhost:8000/v1",
+            api_key="...",          # or OPENAI_API_KEY; local servers accept anything
+        )
+
+    Run a search with it::
+
+        import sal_plugins as sal
+
+        search = sal.BeamSearch(solver=solver, verifier=my_verifier, n=8, beam_width=2, seed=0)
+        result = search.run("What is 23 + 48?")          # or: await search.arun(...)
+
+    How a partial solution is continued (``continuation``):
+
+    * ``"native"``: the steps so far are a final assistant message, continued by the server with
+      vLLM's ``continue_final_message=True, add_generation_prompt=False``. Best on vLLM.
+    * ``"completion"``: ``prompt_template`` renders the chat client-side (ChatML by default, the
+      template of SmolLM2 and Qwen) and ``/v1/completions`` continues the raw text. Use it with a
+      server that has ``/v1/completions`` when you know the model's template.
+    * ``"instructed"``: for chat-only APIs: the steps so far go in the user turn with an
+      instruction to write only what comes next. Works everywhere, at some cost in fidelity.
+    * ``"auto"`` (default): ``"native"`` when the server's ``/v1/models`` says the models are
+      served by vLLM (``owned_by == "vllm"``), else ``"instructed"``, since only vLLM is known to
+      honour ``continue_final_message`` and other servers silently ignore it. Asked once.
+
+    ``n`` is sent as is; when the server returns fewer choices (llama.cpp's server returns one),
+    the rest are fetched by concurrent requests with seeds ``seed + i``, and the solver remembers
+    to fan out from the start on later calls. Stop reasons come from ``finish_reason`` and vLLM's
+    ``stop_reason``; a stop string the server kept in the text is removed. The SDK's own retries
+    are disabled: faults surface as :class:`~sal_plugins.errors.TransientError` (429 with its
+    ``Retry-After``, 408, 409, 5xx, timeouts, dropped connections, broken JSON), which the search
+    driver retries, or :class:`~sal_plugins.errors.SolverError` (other 4xx).
+
+    Args:
+        model: the model name the server knows.
+        base_url: the API root, ending in ``/v1``; defaults to ``$OPENAI_BASE_URL``.
+        api_key: defaults to ``$OPENAI_API_KEY``, else ``"EMPTY"`` (local servers ignore it).
+        continuation: ``"auto"``, ``"native"``, ``"completion"`` or ``"instructed"`` (above).
+        prompt_template: renders messages to raw text for ``"completion"`` mode.
+        instructed_template: the user turn of ``"instructed"`` mode (``{problem}``, ``{partial}``).
+        timeout: seconds before one HTTP request is abandoned (and retried by the driver).
+        extra_body: extra JSON fields sent with every request (``top_k``, ``min_p``, ...).
+        pricing: token prices, for ``usage.cost`` and cost budgets.
+        max_fanout_concurrency: requests in flight at once when ``n`` is fanned out.
+        honours_n: ``False`` to fan out one request per choice from the first call; by default
+            the solver sends ``n`` and falls back to fan-out when fewer choices come back.
+        client: an ``openai.AsyncOpenAI`` to use instead of building one (its retries are turned
+            off; ``base_url``, ``api_key`` and ``timeout`` are then taken from it).
+
+    Raises:
+        ConfigError: a setting that cannot work, with the fix in the message.
+        MissingDependencyError: the ``openai`` package is not installed.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        continuation: Continuation = "auto",
+        prompt_template: PromptTemplate = chatml,
+        instructed_template: str = INSTRUCTED_CONTINUATION,
+        timeout: float = 120.0,
+        extra_body: Mapping[str, Any] | None = None,
+        pricing: Pricing | None = None,
+        max_fanout_concurrency: int = 8,
+        honours_n: bool | None = None,
+        client: AsyncOpenAI | None = None,
+    ) -> None:
+        try:
+            import openai  # noqa: F401
+        except ImportError as error:  # pragma: no cover - openai is a core dependency
+            raise MissingDependencyError("OpenAISolver", "openai", package="openai") from error
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigError("OpenAISolver needs model='<name the server knows>'")
+        modes = (*get_args(ContinuationMode), "auto")
+        if continuation not in modes:
+            raise ConfigError(
+                f"OpenAISolver: continuation={continuation!r} is not one of {', '.join(modes)}"
+            )
+        if not callable(prompt_template):
+            raise ConfigError("OpenAISolver: prompt_template must be callable(messages, continue)")
+        if "{problem}" not in instructed_template or "{partial}" not in instructed_template:
+            raise ConfigError("OpenAISolver: instructed_template needs {problem} and {partial}")
+        if not timeout > 0:
+            raise ConfigError(f"OpenAISolver: timeout must be positive seconds, got {timeout}")
+        if max_fanout_concurrency < 1:
+            raise ConfigError("OpenAISolver: max_fanout_concurrency must be at least 1")
+        self.model = model
+        self.base_url = None if client is not None else _base_url(base_url)
+        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self._continuation: Continuation = continuation
+        self.prompt_template = prompt_template
+        self.instructed_template = instructed_template
+        self.timeout = float(timeout)
+        self.extra_body = dict(extra_body or {})
+        self.pricing = pricing
+        self.max_fanout_concurrency = max_fanout_concurrency
+        self._choices_per_request: int | None = 1 if honours_n is False else None
+        self._injected = client.with_options(max_retries=0) if client is not None else None
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        where = self.base_url or "injected client"
+        return f"OpenAISolver(model={self.model!r}, base_url={where!r}, continuation={self.continuation!r})"
+
+    @property
+    def continuation(self) -> Continuation:
+        """The continuation mode (``"auto"`` until the server has been asked)."""
+        return self._continuation
+
+    @property
+    def honours_n(self) -> bool | None:
+        """``False`` once the server returned fewer choices than asked (or when configured so)."""
+        return None if self._choices_per_request is None else False
+
+    # --- the protocol -------------------------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> SolverResponse:
+        """Return ``request.n`` continuations of ``request.prefix_steps``.
+
+        Raises:
+            TransientError: a fault worth retrying (429, 5xx, timeouts, broken responses).
+            SolverError: the server rejected the request.
+        """
+        client = self._client()
+        mode = await self._resolve_mode(client)
+        found: dict[int, Generation] = {}
+        totals = [0, 0, 0]  # requests, prompt tokens, completion tokens
+        if self._choices_per_request is None:
+            batch = await self._request(client, mode, request, request.n, request.seed)
+            self._add(found, totals, 0, batch, request.n)
+            if len(batch.generations) < request.n:
+                self._choices_per_request = max(1, len(batch.generations))
+        await self._fan_out(client, mode, request, found, totals)
+        return SolverResponse(
+            generations=[found[i] for i in range(request.n)],
+            prompt_tokens=totals[1],
+            completion_tokens=totals[2],
+            requests=totals[0],
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients this solver opened (an injected client is left open)."""
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await client.close()
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _client(self) -> AsyncOpenAI:
+        if self._injected is not None:
+            return self._injected
+        # Pooled connections belong to the loop that opened them, and sync ``run()`` makes a new
+        # loop per call: keep one client per loop.
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            from openai import AsyncOpenAI
+
+            client = AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=self._api_key,
+                timeout=self.timeout,
+                max_retries=0,
+            )
+            self._clients[loop] = client
+        return client
+
+    async def _resolve_mode(self, client: AsyncOpenAI) -> ContinuationMode:
+        if self._continuation != "auto":
+            return self._continuation
+        try:
+            models = await _call(lambda: client.models.list())
+        except SolverError:  # no /models route: not vLLM
+            models = None
+        owners = {getattr(m, "owned_by", None) for m in getattr(models, "data", None) or []}
+        self._continuation = "native" if "vllm" in owners else "instructed"
+        return self._continuation
+
+    @staticmethod
+    def _add(
+        found: dict[int, Generation], totals: list[int], offset: int, batch: _Batch, want: int
+    ) -> None:
+        for i, generation in enumerate(batch.generations[:want]):
+            found[offset + i] = generation
+        totals[0] += 1
+        totals[1] += batch.prompt_tokens
+        totals[2] += batch.completion_tokens
+
+    async def _fan_out(
+        self,
+        client: AsyncOpenAI,
+        mode: ContinuationMode,
+        request: GenerationRequest,
+        found: dict[int, Generation],
+        totals: list[int],
+    ) -> None:
+        """Fetch the continuations still missing, ``choices_per_request`` per request."""
+        gate = asyncio.Semaphore(self.max_fanout_concurrency)
+        for _ in range(request.n):  # each round fills at least one slot or raises
+            missing = [i for i in range(request.n) if i not in found]
+            if not missing:
+                return
+            size = self._choices_per_request or request.n
+            chunks = [missing[i : i + size] for i in range(0, len(missing), size)]
+
+            async def fetch(chunk: list[int]) -> tuple[list[int], _Batch]:
+                seed = None if request.seed is None else request.seed + chunk[0]
+                async with gate:
+                    return chunk, await self._request(client, mode, request, len(chunk), seed)
+
+            for chunk, batch in await _gather([fetch(c) for c in chunks]):
+                self._add(found, totals, chunk[0], batch, len(chunk))
+                if len(batch.generations) < len(chunk):
+                    self._choices_per_request = max(1, len(batch.generations))
+        raise AssertionError("unreachable: every round fills a slot")  # pragma: no cover
+
+    async def _request(
+        self,
+        client: AsyncOpenAI,
+        mode: ContinuationMode,
+        request: GenerationRequest,
+        n: int,
+        seed: int | None,
+    ) -> _Batch:
+        body: dict[str, Any] = dict(self.extra_body)
+        common: dict[str, Any] = {
+            "model": self.model,
+            "n": n,
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
+        if request.stop:
+            common["stop"] = list(request.stop)
+        if seed is not None:
+            common["seed"] = seed
+        if mode == "completion":
+            prompt = completion_prompt(request, self.prompt_template)
+            if request.logprobs or request.top_logprobs:
+                common["logprobs"] = request.top_logprobs or 0
+            response: object = await _call(
+                lambda: client.completions.create(prompt=prompt, extra_body=body, **common)
+            )
+        else:
+            messages = chat_messages(request, mode, instructed_template=self.instructed_template)
+            if mode == "native" and request.prefix_steps:
+                body.update(_VLLM_CONTINUE)
+            if request.logprobs or request.top_logprobs:
+                common["logprobs"] = True
+                if request.top_logprobs:
+                    common["top_logprobs"] = request.top_logprobs
+            response = await _call(
+                lambda: client.chat.completions.create(
+                    messages=cast(Any, messages), extra_body=body, **common
+                )
+            )
+        return _batch(response, request.stop)
+
+
+async def _call(make: Callable[[], Awaitable[Any]]) -> Any:
+    """Await one SDK call; the only place SDK errors are translated."""
+    try:
+        return await make()
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        translated = translate_error(error)
+        if translated is None:
+            raise
+        raise translated from error
+
+
+def _batch(response: object, stops: tuple[str, ...]) -> _Batch:
+    to_dict = getattr(response, "to_dict", None)
+    if to_dict is None:  # the SDK hands back raw text when the body is not JSON
+        raise TransientError(f"server sent a non-JSON body: {str(response)[:200]!r}")
+    body = to_dict()
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise TransientError(f"server sent a response without choices: {str(body)[:200]}")
+    ordered = sorted(
+        (c for c in choices if isinstance(c, Mapping)), key=lambda c: int(c.get("index") or 0)
+    )
+    usage = body.get("usage") if isinstance(body.get("usage"), Mapping) else {}
+    assert isinstance(usage, Mapping)
+    return _Batch(
+        generations=[generation_from_choice(c, stops) for c in ordered],
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+    )
+
+
+async def _gather(coroutines: list[Awaitable[Any]]) -> list[Any]:
+    """Run concurrently; on the first failure cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _base_url(base_url: str | None) -> str:
+    url = (base_url or os.environ.get("OPENAI_BASE_URL") or "").strip()
+    if not url:
+        raise ConfigError(
+            "OpenAISolver needs base_url='http://HOST:PORT/v1' (the server's OpenAI-compatible "
+            "root) or the OPENAI_BASE_URL environment variable"
+        )
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"OpenAISolver: base_url must start with http:// or https://, got {url!r}"
+        )
+    trimmed = url.rstrip("/")
+    for endpoint in ("/chat/completions", "/completions", "/models"):
+        if trimmed.endswith(endpoint):
+            raise ConfigError(
+                f"OpenAISolver: base_url is the API root, not an endpoint: use "
+                f"{trimmed[: -len(endpoint)]!r} instead of {url!r}"
+            )
+    return trimmed
