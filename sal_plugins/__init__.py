@@ -31,12 +31,13 @@ from sal_plugins.events import (
     SearchStarted,
 )
 from sal_plugins.results import Completion, Failure, SearchResult, StopReason, Usage
-from sal_plugins.strategies import BeamSearch, BestOfN, SearchStrategy
+from sal_plugins.strategies import DVTS, BeamSearch, BestOfN, SearchStrategy, SelfRevision
 from sal_plugins.tree import Node, SearchTree
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DVTS",
     "BeamSearch",
     "BestOfN",
     "Budget",
@@ -57,6 +58,7 @@ __all__ = [
     "SearchStarted",
     "SearchStrategy",
     "SearchTree",
+    "SelfRevision",
     "SolverError",
     "StopReason",
     "Usage",

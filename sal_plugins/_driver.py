@@ -55,6 +55,10 @@ def split_steps(text: str, delimiter: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(delimiter) if part.strip())
 
 
+def _extends(node: Node, parent: Node) -> bool:
+    return node.steps[: len(parent.steps)] == parent.steps
+
+
 def _is_transient(error: BaseException) -> bool:
     return isinstance(error, ProviderError) and error.transient
 
@@ -345,7 +349,12 @@ class SearchDriver:
     def _trajectory(self, node: Node) -> Trajectory:
         logprobs = None
         if getattr(self.strategy.verifier, "needs_logprobs", False):
-            logprobs = tuple(n.token_logprobs for n in self.tree.path(node.id))
+            path = self.tree.path(node.id)
+            # A node whose steps do not extend its parent's starts a fresh trajectory (a revision).
+            start = next(
+                (k for k in range(len(path) - 1, 0, -1) if not _extends(path[k], path[k - 1])), 0
+            )
+            logprobs = tuple(n.token_logprobs for n in path[start:])
         return Trajectory(steps=node.steps, finished=node.finished, token_logprobs=logprobs)
 
     async def _score_batch(self, nodes: list[Node]) -> list[Judgement]:

@@ -11,8 +11,11 @@ from sal_plugins.errors import ConfigError
 from sal_plugins.strategies.base import Aggregation, Expand, Outcome, Plan, Score, SearchStrategy
 from sal_plugins.strategies.beam_search import BeamSearch
 from sal_plugins.strategies.best_of_n import BestOfN, Selection
+from sal_plugins.strategies.dvts import DVTS
+from sal_plugins.strategies.self_revision import SelfRevision
 
 __all__ = [
+    "DVTS",
     "STRATEGIES",
     "Aggregation",
     "BeamSearch",
@@ -23,12 +26,15 @@ __all__ = [
     "Score",
     "SearchStrategy",
     "Selection",
+    "SelfRevision",
     "strategy_class",
 ]
 
 STRATEGIES: dict[str, type[SearchStrategy]] = {
     BestOfN.name: BestOfN,
     BeamSearch.name: BeamSearch,
+    DVTS.name: DVTS,
+    SelfRevision.name: SelfRevision,
 }
 
 
