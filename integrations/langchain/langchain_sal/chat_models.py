@@ -1,0 +1,192 @@
+"""``SearchChatModel``: a chat model whose every answer is the winner of a search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManager,
+    AsyncCallbackManagerForLLMRun,
+    BaseCallbackManager,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import RunnableConfig
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from sal_plugins._sync import run_sync
+from sal_plugins.strategies import SearchStrategy, strategy_class
+
+from langchain_sal._search import (
+    adapt_solver,
+    adapt_verifier,
+    parse_input,
+    run_search,
+    search_message,
+    strategy_settings,
+)
+
+__all__ = ["SearchChatModel"]
+
+_OWN_FIELDS = frozenset({"strategy", "solver", "verifier", "strategy_kwargs"})
+
+
+def _children_of(
+    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun,
+) -> BaseCallbackManager:
+    """A callback manager for the children of a chat-model run.
+
+    LangChain gives chain runs ``get_child()`` but not model runs, which are normally leaves; the
+    search's own model calls are children of this model's run, so the manager is built the same way.
+    """
+    cls = (
+        AsyncCallbackManager
+        if isinstance(run_manager, AsyncCallbackManagerForLLMRun)
+        else (CallbackManager)
+    )
+    manager = cls(handlers=[], parent_run_id=run_manager.run_id)
+    manager.set_handlers(run_manager.inheritable_handlers)
+    manager.add_tags(run_manager.inheritable_tags)
+    manager.add_metadata(run_manager.inheritable_metadata)
+    return manager
+
+
+class SearchChatModel(BaseChatModel):
+    """A chat model that answers by running a sal-plugins search over another chat model.
+
+    Every call runs the chosen strategy with ``solver`` writing the candidates and returns the
+    selected completion as an ``AIMessage`` (the search summary in ``response_metadata["sal"]``,
+    the search's total tokens in ``usage_metadata``), so it drops in wherever a chat model goes: a
+    chain, or the model of a LangGraph node. System messages become the solver's system prompt and
+    the last human message is the problem. The candidate generations are traced as children of this
+    model's run and tagged ``"nostream"``, so LangGraph's ``stream_mode="messages"`` streams only
+    the final answer, not the candidates. Strategy settings can also be passed per call
+    (``model.invoke(messages, n=8)``, or ``model.bind(n=8)``).
+
+    Setup:
+        .. code-block:: bash
+
+            pip install langchain-sal langchain-openai
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_openai import ChatOpenAI
+            from langchain_sal import SearchChatModel
+
+            model = SearchChatModel(
+                strategy="best_of_n",
+                solver=ChatOpenAI(model="gpt-4o-mini"),
+                n=5,
+                selection="majority",
+            )
+
+    Invoke:
+        .. code-block:: python
+
+            message = model.invoke([("system", "Be brief."), ("human", "What is 23 + 48?")])
+            print(message.content, message.response_metadata["sal"]["answer"])
+
+    Async:
+        .. code-block:: python
+
+            message = await model.ainvoke("What is 23 + 48?")
+
+    Args:
+        strategy: ``"best_of_n"``, ``"beam_search"``, ``"dvts"`` or ``"self_revision"``.
+        solver: the chat model (or sal solver) that writes the candidates.
+        verifier: a sal verifier, a chat model used as judge, or ``fn(problem, steps) -> score``.
+        **kwargs: that strategy's keyword arguments (``n``, ``beam_width``, ``temperature``, ...),
+            collected in ``strategy_kwargs``.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    strategy: str = "best_of_n"
+    solver: Any
+    verifier: Any = None
+    strategy_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    _strategy: SearchStrategy = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_strategy_kwargs(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields) | _OWN_FIELDS
+        extra = {k: v for k, v in data.items() if k not in known}
+        if not extra:
+            return data
+        kept = {k: v for k, v in data.items() if k in known}
+        return {**kept, "strategy_kwargs": {**data.get("strategy_kwargs", {}), **extra}}
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        # Built once here, so a bad setting fails at construction with a ConfigError.
+        self._strategy = self._build({})
+
+    def _build(self, overrides: dict[str, Any]) -> SearchStrategy:
+        cls = strategy_class(self.strategy)
+        return cls(
+            solver=adapt_solver(self.solver),
+            verifier=adapt_verifier(self.verifier),
+            **{**self.strategy_kwargs, **overrides},
+        )
+
+    @property
+    def _llm_type(self) -> str:
+        return "sal-search"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, **self._strategy.config()}
+
+    # --- generation ---------------------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        callbacks = _children_of(run_manager) if run_manager else None
+        result: ChatResult = run_sync(lambda: self._search(messages, stop, callbacks, kwargs))
+        return result
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        callbacks = _children_of(run_manager) if run_manager else None
+        return await self._search(messages, stop, callbacks, kwargs)
+
+    async def _search(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        callbacks: BaseCallbackManager | None,
+        overrides: dict[str, Any],
+    ) -> ChatResult:
+        settings = {
+            k: v for k, v in overrides.items() if k in strategy_settings(type(self._strategy))
+        }
+        strategy = self._build(settings) if settings else self._strategy
+        config: RunnableConfig = {"callbacks": callbacks} if callbacks is not None else {}
+        result = await run_search(strategy, parse_input(messages), config)
+        message = search_message(result)
+        if stop:
+            text = message.text
+            cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+            if cuts:
+                message.content = text[: min(cuts)]
+        return ChatResult(
+            generations=[ChatGeneration(message=message)],
+            llm_output={"sal": result.summary()},
+        )

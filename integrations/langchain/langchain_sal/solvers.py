@@ -1,0 +1,335 @@
+"""``LangChainSolver``: any LangChain chat model as a sal-plugins solver."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration
+from langchain_core.runnables import RunnableConfig, ensure_config
+from sal_plugins.errors import ConfigError, SolverError
+from sal_plugins.solvers.base import (
+    ContinuationMode,
+    Generation,
+    GenerationRequest,
+    SolverResponse,
+    StopKind,
+    seeds_for,
+)
+from sal_plugins.solvers.prompts import ChatMessage, chat_messages
+
+from langchain_sal._errors import translate_error
+
+__all__ = ["CANDIDATE_TAGS", "PREFILL_PROVIDERS", "LangChainSolver"]
+
+CANDIDATE_TAGS = ("sal_candidate", "nostream")
+"""Tags put on every model call a search makes.
+
+``"nostream"`` is LangGraph's ``TAG_NOSTREAM``: ``stream_mode="messages"`` skips tagged calls, so
+the candidates a search weighs are not streamed to the end user as if they were the answer.
+"""
+
+PREFILL_PROVIDERS = frozenset({"anthropic-chat", "mistralai-chat", "chat-deepseek"})
+"""``_llm_type`` of chat models whose APIs continue a final assistant message (prefill)."""
+
+NMode = Literal["auto", "native", "fan_out"]
+Continuation = Literal["auto", "native", "instructed"]
+
+_ROLES: dict[str, type[BaseMessage]] = {
+    "system": SystemMessage,
+    "user": HumanMessage,
+    "assistant": AIMessage,
+}
+_LENGTH = frozenset({"length", "max_tokens", "MAX_TOKENS", "model_length"})
+_END = frozenset({"end_turn", "eos", "eos_token", "complete"})
+_DELIMITER = frozenset({"stop_sequence"})
+
+
+@dataclass
+class _Capabilities:
+    """What has been learned about the model from its responses (shared by bound copies)."""
+
+    honours_n: bool | None = None
+
+
+def _langchain_messages(messages: Sequence[ChatMessage]) -> list[BaseMessage]:
+    return [_ROLES[m["role"]](content=m["content"]) for m in messages]
+
+
+def _text(message: BaseMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return message.text
+
+
+def stop_kind(metadata: Mapping[str, Any], stop: Sequence[str], *, cut: bool) -> StopKind:
+    """Map a response's finish/stop reason to a :data:`~sal_plugins.solvers.base.StopKind`.
+
+    ``cut`` says a stop string was found in the text (and removed) on this side. A plain ``"stop"``
+    (OpenAI, llama.cpp, Gemini's ``"STOP"``) only means EOS when no stop string was requested;
+    otherwise it is ``"unknown"``, as the core's ``StopKind`` documents.
+    """
+    reason = metadata.get("finish_reason") or metadata.get("stop_reason")
+    reason = reason or metadata.get("done_reason")
+    if cut or (isinstance(reason, str) and reason in stop):
+        return "delimiter"  # vLLM reports the matched stop string itself as stop_reason
+    if reason in _LENGTH:
+        return "length"
+    if reason in _DELIMITER:
+        return "delimiter"
+    if reason in _END:
+        return "end"
+    if isinstance(reason, str) and reason.lower() == "stop":
+        return "unknown" if stop else "end"
+    return "unknown"
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Remove everything from the first stop string on (for models that ignore ``stop``)."""
+    positions = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    if not positions:
+        return text, False
+    return text[: min(positions)], True
+
+
+def _logprobs(
+    metadata: Mapping[str, Any],
+) -> tuple[tuple[float, ...] | None, tuple[dict[str, float], ...] | None]:
+    content = (metadata.get("logprobs") or {}).get("content") if metadata else None
+    if not content:
+        return None, None
+    tokens = tuple(float(item["logprob"]) for item in content)
+    tops = tuple(
+        {alt["token"]: float(alt["logprob"]) for alt in item.get("top_logprobs") or ()}
+        for item in content
+    )
+    return tokens, tops if any(tops) else None
+
+
+def _usage(generations: Sequence[ChatGeneration]) -> tuple[int, int]:
+    # Providers report usage per request; LangChain copies it onto every choice of a request, so
+    # one request's usage is read once, from its first message that carries it.
+    for generation in generations:
+        usage = getattr(generation.message, "usage_metadata", None)
+        if usage:
+            return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    return 0, 0
+
+
+def _without_sdk_retries(model: BaseChatModel) -> BaseChatModel:
+    """A copy of ``model`` whose SDK does not retry (the search driver does)."""
+    if "max_retries" not in type(model).model_fields or getattr(model, "max_retries", 0) == 0:
+        return model
+    update: dict[str, Any] = {"max_retries": 0}
+    for root, leaf in (("root_async_client", "async_client"), ("root_client", "client")):
+        client = getattr(model, root, None)
+        if client is not None and hasattr(client, "with_options"):
+            quiet = client.with_options(max_retries=0)
+            update[root] = quiet
+            update[leaf] = quiet.chat.completions
+    return model.model_copy(update=update)
+
+
+@dataclass(frozen=True)
+class LangChainSolver:
+    """Any LangChain chat model as a sal-plugins solver.
+
+    The solver turns each generation request into chat-model calls: ``n`` continuations come from
+    one call when the model takes an ``n`` parameter and honours it (``ChatOpenAI`` against a server
+    that returns ``n`` choices), otherwise from ``n`` concurrent calls; this is learned from the
+    first response, so an OpenAI-compatible server that returns one choice whatever ``n`` says
+    (llama.cpp) is topped up by fan-out. Stop strings go in the call's ``stop``; sampling
+    parameters (``temperature``, ``max_tokens``, ``seed``, ``logprobs``, ``top_logprobs``) are
+    passed where the model declares them. Token usage comes from ``usage_metadata``, log-probs and
+    finish reasons from ``response_metadata``. Errors become sal-plugins errors (rate limits,
+    5xx and timeouts as ``TransientError``, which the search driver retries), and the model's own
+    SDK retries are switched off.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install langchain-sal langchain-openai
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_openai import ChatOpenAI
+            from langchain_sal import LangChainSolver
+
+            solver = LangChainSolver(ChatOpenAI(model="gpt-4o-mini"))
+
+    Invoke (inside any strategy):
+        .. code-block:: python
+
+            import sal_plugins as sal
+
+            search = sal.BestOfN(solver=solver, n=4, selection="majority")
+            print(search.run("What is 23 + 48?").answer)
+
+    Async:
+        .. code-block:: python
+
+            result = await search.arun("What is 23 + 48?")
+
+    Args:
+        chat_model: the model that writes the solutions.
+        continuation: how a partial solution is continued: ``"native"`` sends it as a final
+            assistant message (assistant prefill: Anthropic, Mistral, DeepSeek), ``"instructed"``
+            puts it in the user turn with an instruction to write only what comes next, and
+            ``"auto"`` picks ``"native"`` for the providers in :data:`PREFILL_PROVIDERS`.
+        n_mode: ``"auto"`` (use ``n`` if the model has the parameter, fall back to fan-out when a
+            response has fewer choices), ``"native"`` or ``"fan_out"``.
+        config: the run config whose callbacks, tags and metadata every call carries (the search
+            integrations bind it per run with :meth:`with_config`); without one, the config of the
+            LangChain run the search executes in, if any.
+        tags: tags added to every call (by default :data:`CANDIDATE_TAGS`).
+        disable_sdk_retries: switch off the model's SDK retries (the search driver retries).
+    """
+
+    chat_model: BaseChatModel
+    continuation: Continuation = "auto"
+    n_mode: NMode = "auto"
+    config: RunnableConfig | None = None
+    tags: tuple[str, ...] = CANDIDATE_TAGS
+    disable_sdk_retries: bool = True
+    _capabilities: _Capabilities = field(default_factory=_Capabilities, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.chat_model, BaseChatModel):
+            raise ConfigError(
+                "LangChainSolver needs a LangChain BaseChatModel, got "
+                f"{type(self.chat_model).__name__}"
+            )
+        if self.continuation not in ("auto", "native", "instructed"):
+            raise ConfigError(
+                f"LangChainSolver(continuation={self.continuation!r}): choose 'auto', 'native' or "
+                "'instructed' (raw completion needs a completions endpoint, not a chat model)"
+            )
+        if self.n_mode not in ("auto", "native", "fan_out"):
+            raise ConfigError(
+                f"LangChainSolver(n_mode={self.n_mode!r}): choose 'auto', 'native' or 'fan_out'"
+            )
+        if self.disable_sdk_retries:
+            object.__setattr__(self, "chat_model", _without_sdk_retries(self.chat_model))
+
+    # --- configuration ------------------------------------------------------------------------
+
+    def with_config(self, config: RunnableConfig | None) -> LangChainSolver:
+        """A copy whose calls carry ``config``'s callbacks (they become that run's children)."""
+        return replace(self, config=config, disable_sdk_retries=False)
+
+    @property
+    def continuation_mode(self) -> ContinuationMode:
+        """The continuation mode in force."""
+        if self.continuation != "auto":
+            return self.continuation
+        llm_type = getattr(self.chat_model, "_llm_type", "")
+        return "native" if llm_type in PREFILL_PROVIDERS else "instructed"
+
+    @property
+    def model_name(self) -> str:
+        """A name for error messages."""
+        for attr in ("model_name", "model", "model_id"):
+            value = getattr(self.chat_model, attr, None)
+            if isinstance(value, str) and value:
+                return value
+        return type(self.chat_model).__name__
+
+    def _declares(self, name: str) -> bool:
+        return name in type(self.chat_model).model_fields
+
+    def _native_n(self) -> bool:
+        if self.n_mode == "fan_out":
+            return False
+        if self.n_mode == "native":
+            return True
+        return self._declares("n") and self._capabilities.honours_n is not False
+
+    def _call_kwargs(self, request: GenerationRequest, n: int, seed: int | None) -> dict[str, Any]:
+        wanted: dict[str, Any] = {
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
+        if seed is not None:
+            wanted["seed"] = seed
+        if request.logprobs:
+            wanted["logprobs"] = True
+            if request.top_logprobs:
+                wanted["top_logprobs"] = request.top_logprobs
+        kwargs = {k: v for k, v in wanted.items() if self._declares(k)}
+        if n > 1:
+            kwargs["n"] = n
+            kwargs["stream"] = False  # a streamed response carries one choice only
+        return kwargs
+
+    # --- generation ---------------------------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> SolverResponse:
+        """Return ``request.n`` continuations of the request's partial solution."""
+        messages = _langchain_messages(chat_messages(request, self.continuation_mode))
+        seeds = seeds_for(request)
+        generations: list[Generation] = []
+        prompt_tokens = completion_tokens = requests = 0
+        if request.n > 1 and self._native_n():
+            batch, usage = await self._call(messages, request, request.n, request.seed)
+            requests += 1
+            prompt_tokens, completion_tokens = usage
+            generations.extend(batch[: request.n])
+            if self.n_mode == "auto":
+                self._capabilities.honours_n = len(batch) >= request.n
+        missing = seeds[len(generations) :]
+        if missing:
+            calls = await asyncio.gather(
+                *(self._call(messages, request, 1, seed) for seed in missing)
+            )
+            for batch, (prompt, completion) in calls:
+                generations.extend(batch[:1])
+                prompt_tokens += prompt
+                completion_tokens += completion
+                requests += 1
+        if len(generations) != request.n:
+            raise SolverError(
+                f"{self.model_name} returned {len(generations)} generations for n={request.n}"
+            )
+        return SolverResponse(
+            generations=generations,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            requests=requests,
+        )
+
+    async def _call(
+        self, messages: list[BaseMessage], request: GenerationRequest, n: int, seed: int | None
+    ) -> tuple[list[Generation], tuple[int, int]]:
+        config = ensure_config(self.config)
+        stop = list(request.stop) or None
+        try:
+            result = await self.chat_model.agenerate(
+                [messages],
+                stop=stop,
+                callbacks=config.get("callbacks"),
+                tags=list(self.tags),
+                metadata={"sal_request_n": n},
+                **self._call_kwargs(request, n, seed),
+            )
+        except Exception as error:
+            raise translate_error(error, self.model_name) from error
+        chat_generations = [g for g in result.generations[0] if isinstance(g, ChatGeneration)]
+        return [self._generation(g, request) for g in chat_generations], _usage(chat_generations)
+
+    def _generation(self, generation: ChatGeneration, request: GenerationRequest) -> Generation:
+        message = generation.message
+        metadata = {**(generation.generation_info or {}), **message.response_metadata}
+        text, cut = _cut_at_stop(_text(message), request.stop)
+        tokens, tops = _logprobs(metadata) if request.logprobs else (None, None)
+        return Generation(
+            text=text,
+            stop_kind=stop_kind(metadata, request.stop, cut=cut),
+            token_logprobs=tokens,
+            top_logprobs=tops,
+        )
