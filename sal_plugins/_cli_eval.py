@@ -141,8 +141,9 @@ def _print_table(rows: list[tuple[str, ...]], markdown: str, out: TextIO) -> Non
     console.print(table)
 
 
-def eval_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def eval_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Evaluate the requested arms; write and print the table (and plot); return the exit code."""
+    out = out if out is not None else sys.stdout
     arms = parse_arms(args.strategy, args.n)
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit {args.limit}: must be at least 1")

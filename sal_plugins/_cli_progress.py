@@ -36,9 +36,9 @@ class SearchProgress:
         self, stream: TextIO | None = None, *, live: bool | None = None, enabled: bool = True
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self.console = Console(file=self.stream, highlight=False)
+        self.console = Console(file=self.stream, highlight=False, force_terminal=live)
         self.enabled = enabled
-        self.live = self.console.is_terminal if live is None else live
+        self.live = self.console.is_terminal
         self.strategy = ""
         self.elapsed = 0.0
         self.round = 0

@@ -134,8 +134,9 @@ def _print_summary(result: SearchResult, out: TextIO) -> None:
         print(f"{label + ':':<13}{value}", file=out)
 
 
-def run_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run one search as the flags say; print the result; return the exit code."""
+    out = out if out is not None else sys.stdout
     tree_format = _tree_format(args.tree) if args.tree else None
     if args.n < 1:
         raise ConfigError(f"--n {args.n}: must be at least 1")

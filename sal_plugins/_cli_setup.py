@@ -130,11 +130,11 @@ def _call_factory(spec: str) -> Any:
 
 
 def _build_solver(args: argparse.Namespace) -> tuple[Solver, bool, str]:
+    if bool(args.base_url) != bool(args.model):
+        raise ConfigError("--base-url and --model go together: name the server and its model")
     if args.solver_factory:
         return _call_factory(args.solver_factory), False, args.solver_factory
-    if args.base_url or args.model:
-        if not (args.base_url and args.model):
-            raise ConfigError("--base-url and --model go together: name the server and its model")
+    if args.base_url:
         from sal_plugins.solvers import OpenAISolver
 
         solver = OpenAISolver(model=args.model, base_url=args.base_url, api_key=args.api_key)
