@@ -278,8 +278,8 @@ class SearchDriver:
         async def call() -> SolverResponse:
             try:
                 response = await strategy.solver.generate(generation_request)
-            except Exception:
-                self.usage.generation_calls += 1  # the failed request reached the server too
+            except BaseException:  # failed or cancelled at the deadline: it reached the server
+                self.usage.generation_calls += 1
                 raise
             self._count_generation(response)
             if len(response.generations) != request.n:
