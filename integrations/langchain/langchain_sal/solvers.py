@@ -74,10 +74,10 @@ def stop_kind(metadata: Mapping[str, Any], stop: Sequence[str], *, cut: bool) ->
     (OpenAI, llama.cpp, Gemini's ``"STOP"``) only means EOS when no stop string was requested;
     otherwise it is ``"unknown"``, as the core's ``StopKind`` documents.
     """
-    reason = metadata.get("finish_reason") or metadata.get("stop_reason")
-    reason = reason or metadata.get("done_reason")
-    if cut or (isinstance(reason, str) and reason in stop):
+    matched = metadata.get("stop_reason")
+    if cut or (isinstance(matched, str) and matched in stop):
         return "delimiter"  # vLLM reports the matched stop string itself as stop_reason
+    reason = metadata.get("finish_reason") or matched or metadata.get("done_reason")
     if reason in _LENGTH:
         return "length"
     if reason in _DELIMITER:
