@@ -69,7 +69,7 @@ class PoolingPRM:
 
     Example:
         >>> prm = PoolingPRM(model="Qwen/Qwen2.5-Math-PRM-7B", base_url="http://localhost:8001")
-        >>> search = sal.BeamSearch(solver=solver, verifier=prm, n=16, beam_width=4)  # doctest: +SKIP
+        >>> search = sal.BeamSearch(solver=solver, verifier=prm, n=16)  # doctest: +SKIP
     """
 
     granularity: Granularity = "step"
