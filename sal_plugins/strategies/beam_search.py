@@ -159,7 +159,10 @@ class BeamSearch(SearchStrategy):
             done += [i for i in candidates if tree[i].finished or tree[i].truncated]
             open_ = [i for i in candidates if not (tree[i].finished or tree[i].truncated)]
             if self.dedup:
-                open_ = self._unique(tree, open_)
+                unique = self._unique(tree, open_)
+                for repeated in set(open_) - set(unique):
+                    tree[repeated].pruned = True
+                open_ = unique
             if not open_:
                 break
             ranked = self.rank(tree, open_)
