@@ -111,6 +111,13 @@ _SCRIPT = """
   all("#overview circle").forEach(function (c) {
     c.addEventListener("click", function () { reveal(c.getAttribute("data-node")); });
   });
+  var box = document.getElementById("overview");
+  var chosen = all("#overview circle.sel");
+  if (chosen.length && box.scrollWidth > box.clientWidth) {
+    var last = chosen[chosen.length - 1].getBoundingClientRect();
+    var frame = box.getBoundingClientRect();
+    box.scrollLeft += last.left - frame.left - box.clientWidth / 2;
+  }
   var data = JSON.parse(document.getElementById("tree-data").textContent);
   var selected = data.nodes.filter(function (n) { return n.selected; }).length;
   body.setAttribute("data-ready", "1");
@@ -163,7 +170,10 @@ def _score_html(node: Node) -> str:
 
 def _row(node: Node) -> str:
     text = html.escape(node.text or node.error or "")
-    steps = "" if node.step_scores is None else " ".join(f"{s:.2f}" for s in node.step_scores)
+    shown = () if node.step_scores is None else node.step_scores[-6:]
+    steps = " ".join(f"{s:.2f}" for s in shown)
+    if node.step_scores is not None and len(node.step_scores) > len(shown):
+        steps = "&hellip; " + steps
     step_scores = f" &middot; step scores {steps}" if steps else ""
     meta = (
         f'<span class="meta">#{node.id} &middot; {html.escape(node.kind)} &middot; round '
@@ -222,10 +232,13 @@ def _overview_svg(tree: SearchTree, children: dict[int, list[int]]) -> str:
             x[current] = (min(xs) + max(xs)) / 2
     leaves = max(next_leaf, 1)
     levels = max(depth.values()) + 1
-    gap_x, gap_y, margin = 16.0, 44.0, 14.0
+    # Fit up to ~150 leaves in the page width; wider trees scroll (centred on the selected path).
+    gap_x = max(7.0, min(18.0, 1100.0 / leaves))
+    gap_y, margin = 44.0, 14.0
     width = max(leaves * gap_x + 2 * margin, 320.0)
     height = (levels - 1) * gap_y + 2 * margin
     offset = (width - (leaves - 1) * gap_x) / 2
+    small = min(5.0, gap_x / 2.4)
 
     def position(node_id: int) -> tuple[float, float]:
         return (offset + x[node_id] * gap_x, margin + depth[node_id] * gap_y)
@@ -253,9 +266,9 @@ def _overview_svg(tree: SearchTree, children: dict[int, list[int]]) -> str:
         snippet = " ".join(node.text.split())[:120]
         label = html.escape(f"#{node.id} round {node.round}, {score}: {snippet}")
         fill = "#c0392b" if node.error is not None else _score_colour(node.score)
-        radius = 6 if node.selected else 5
+        radius = small + 1.5 if node.selected else small
         dots.append(
-            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius}" fill="{fill}" class="{css}" '
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius:.1f}" fill="{fill}" class="{css}" '
             f'data-node="{node.id}"><title>{label}</title></circle>'
         )
     return (
@@ -272,7 +285,9 @@ def _selected_path(tree: SearchTree) -> str:
     items = []
     for node in tree.path(chosen[0].id):
         score = "" if node.score is None else f'<span class="score">{node.score:.3f}</span> '
-        items.append(f'<li data-node="{node.id}">{score}{html.escape(node.text)}</li>')
+        items.append(
+            f'<li data-node="{node.id}">{score}<span class="step">{html.escape(node.text)}</span></li>'
+        )
     return f'<ol class="path" id="selected-path">{"".join(items)}</ol>'
 
 
@@ -296,7 +311,7 @@ def render_tree_html(tree: SearchTree, *, title: str) -> str:
         if node.parent is not None:
             children[node.parent].append(node.id)
     open_all = len(tree) - 1 <= _OPEN_ALL_UP_TO
-    data = json.dumps(tree.to_dict(), ensure_ascii=False).replace("</", "<\\/")
+    data = json.dumps(tree.to_dict(), ensure_ascii=False).replace("<", "\\u003c")
     legend = (
         '<p class="legend">dot colour: score<i style="background:hsl(0,65%,42%)"></i>0'
         '<i style="background:hsl(60,65%,42%)"></i>0.5<i style="background:hsl(120,65%,42%)"></i>1'
