@@ -1,0 +1,101 @@
+"""Shared translation helpers: strategy construction, solver coercion, result rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from llama_index.core.base.llms.base import BaseLLM
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from sal_plugins.errors import ConfigError
+from sal_plugins.results import SearchResult
+from sal_plugins.strategies import SearchStrategy, strategy_class
+
+__all__ = [
+    "Output",
+    "build_strategy",
+    "check_output",
+    "output_text",
+    "problem_from_messages",
+    "result_metadata",
+]
+
+Output = Literal["text", "answer"]
+"""What a facade returns as text: the selected solution (``"text"``) or its final answer."""
+
+
+def coerce_solver(solver: Any) -> Any:
+    """Wrap a LlamaIndex LLM as a sal solver; leave anything else for the strategy to validate."""
+    if isinstance(solver, BaseLLM):
+        from llama_index_sal.solver import LlamaIndexSolver
+
+        return LlamaIndexSolver(llm=solver)
+    return solver
+
+
+def build_strategy(strategy: str | SearchStrategy, **kwargs: Any) -> SearchStrategy:
+    """A configured strategy from a public name and its keyword arguments.
+
+    ``strategy`` may also be an already configured :class:`SearchStrategy` (then no keyword
+    arguments may be given). A LlamaIndex ``LLM`` passed as ``solver`` is wrapped in a
+    :class:`~llama_index_sal.solver.LlamaIndexSolver`.
+    """
+    if isinstance(strategy, SearchStrategy):
+        if kwargs:
+            names = ", ".join(sorted(kwargs))
+            raise ConfigError(
+                f"got a configured {type(strategy).__name__} and keyword arguments ({names}): "
+                "pass either the strategy object or a strategy name with its arguments"
+            )
+        return strategy
+    if not isinstance(strategy, str):
+        raise ConfigError(
+            f"strategy must be a name such as 'beam_search' or a SearchStrategy, "
+            f"got {type(strategy).__name__}"
+        )
+    if "solver" not in kwargs:
+        raise ConfigError(
+            f"{strategy} needs a solver: pass solver=<a LlamaIndex LLM or a sal Solver>"
+        )
+    kwargs["solver"] = coerce_solver(kwargs["solver"])
+    return strategy_class(strategy)(**kwargs)
+
+
+def check_output(output: str) -> Output:
+    """Validate an ``output=`` argument."""
+    if output == "text" or output == "answer":
+        return output
+    raise ConfigError(f"output must be 'text' or 'answer', got {output!r}")
+
+
+def output_text(result: SearchResult, output: Output) -> str:
+    """The text a facade hands back: the selected solution, or its extracted answer."""
+    if output == "answer":
+        return result.answer if result.answer is not None else result.text
+    return result.text
+
+
+def result_metadata(result: SearchResult) -> dict[str, Any]:
+    """JSON-ready metadata for a response: the search summary plus the problem."""
+    return {"problem": result.problem, **result.summary()}
+
+
+def problem_from_messages(messages: Sequence[ChatMessage]) -> str:
+    """The problem a chat conversation poses.
+
+    A single user turn is the problem itself. Longer conversations are rendered as a transcript
+    (``Role: content`` per turn) so earlier turns stay in view. System messages from the caller
+    come first, as context; the search keeps its own system prompt for the solver.
+    """
+    system = [m.content or "" for m in messages if m.role == MessageRole.SYSTEM]
+    turns = [m for m in messages if m.role != MessageRole.SYSTEM]
+    if len(turns) == 1 and turns[0].role == MessageRole.USER:
+        body = turns[0].content or ""
+    else:
+        body = "\n\n".join(f"{_role_label(m.role)}: {m.content or ''}" for m in turns)
+    return "\n\n".join(part for part in [*system, body] if part.strip())
+
+
+def _role_label(role: MessageRole | str) -> str:
+    value = role.value if isinstance(role, MessageRole) else str(role)
+    return value.capitalize()

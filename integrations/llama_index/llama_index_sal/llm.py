@@ -1,0 +1,215 @@
+"""An ``LLM`` facade: every completion or chat call runs a search."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator, Sequence
+from typing import Any
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.llm import LLM
+from pydantic import Field
+from sal_plugins.results import SearchResult
+from sal_plugins.strategies import SearchStrategy
+
+from llama_index_sal._strategy import (
+    Output,
+    build_strategy,
+    check_output,
+    output_text,
+    problem_from_messages,
+    result_metadata,
+)
+from llama_index_sal.solver import LlamaIndexSolver
+
+__all__ = ["SearchLLM"]
+
+
+class SearchLLM(LLM):
+    """A LlamaIndex ``LLM`` that answers every prompt with a test-time compute search.
+
+    Drop it in wherever LlamaIndex takes an LLM (``Settings.llm``, a query engine's or chat
+    engine's ``llm=``) and each completion or chat call runs the configured strategy over the
+    underlying solver. The prompt (or the conversation, see below) is the problem; the response
+    text is the selected solution, or only its answer with ``output="answer"``.
+
+    Setup::
+
+        pip install llama-index-sal llama-index-llms-openai-like
+
+    Instantiate::
+
+        from llama_index.llms.openai_like import OpenAILike
+        from llama_index_sal import SearchLLM
+
+        small = OpenAILike(model="my-1b-model", api_base="http://localhost:8000/v1",
+                           api_key="x", is_chat_model=True)
+        llm = SearchLLM(strategy="beam_search", solver=small, verifier=prm, n=8, beam_width=2)
+
+    Invoke (sync, async, streaming)::
+
+        response = llm.complete("What is 23 + 48?")
+        print(response.text, response.additional_kwargs["answer"])
+        response = await llm.achat([ChatMessage(role="user", content="What is 23 + 48?")])
+        for chunk in llm.stream_complete("What is 23 + 48?"):
+            print(chunk.delta, end="")
+
+    In a query engine::
+
+        engine = index.as_query_engine(llm=llm)
+
+    Responses carry the search summary (answer, score, stop reason, usage) in
+    ``additional_kwargs`` and the full :class:`~sal_plugins.results.SearchResult` in ``raw``.
+    Streaming yields the final text in one chunk once the search is done (a search has no
+    meaningful partial text before it selects a solution). Per-call keyword arguments
+    (``temperature=...``) are ignored: the strategy's settings apply.
+
+    Chat: a single user turn is the problem; a longer conversation becomes a transcript
+    (``User: ...``, ``Assistant: ...``), and the caller's system messages are prepended as
+    context. The search's own ``system_prompt`` still instructs the solver.
+
+    Args:
+        strategy: ``"best_of_n"``, ``"beam_search"``, ``"dvts"``, ``"self_revision"`` (hyphens
+            accepted), or a configured sal strategy.
+        output: ``"text"`` (default) or ``"answer"``.
+        callback_manager: LlamaIndex callbacks.
+        **kwargs: the strategy's keyword arguments; ``solver`` may be any LlamaIndex LLM.
+
+    Attributes:
+        search: the configured strategy.
+    """
+
+    search: SearchStrategy = Field(exclude=True)
+    output: Output = "text"
+
+    def __init__(
+        self,
+        strategy: str | SearchStrategy = "best_of_n",
+        *,
+        output: Output = "text",
+        callback_manager: CallbackManager | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            search=build_strategy(strategy, **kwargs),
+            output=check_output(output),
+            callback_manager=callback_manager or CallbackManager([]),
+        )
+
+    @classmethod
+    def class_name(cls) -> str:
+        """The class name LlamaIndex serializes this LLM under."""
+        return "SearchLLM"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        """The search's name as the model name; the solver LLM's context window when known."""
+        solver = self.search.solver
+        context_window = DEFAULT_CONTEXT_WINDOW
+        if isinstance(solver, LlamaIndexSolver):
+            context_window = solver.llm.metadata.context_window
+        return LLMMetadata(
+            context_window=context_window,
+            num_output=self.search.max_tokens,
+            is_chat_model=False,
+            model_name=f"sal-{self.search.name}",
+        )
+
+    # --- completion ---------------------------------------------------------------------------
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        """Run the search on ``prompt``."""
+        return self._completion(self.search.run(prompt))
+
+    @llm_completion_callback()
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        """Run the search on ``prompt`` without blocking the event loop."""
+        return self._completion(await self.search.arun(prompt))
+
+    @llm_completion_callback()
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        """Run the search on ``prompt`` when iterated; yields the final text as one chunk."""
+
+        def stream() -> Generator[CompletionResponse, None, None]:
+            response = self._completion(self.search.run(prompt))
+            yield response.model_copy(update={"delta": response.text})
+
+        return stream()
+
+    @llm_completion_callback()
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
+        """Async :meth:`stream_complete`."""
+
+        async def stream() -> AsyncGenerator[CompletionResponse, None]:
+            response = self._completion(await self.search.arun(prompt))
+            yield response.model_copy(update={"delta": response.text})
+
+        return stream()
+
+    # --- chat ---------------------------------------------------------------------------------
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        """Run the search on the problem the conversation poses."""
+        return self._chat(self.search.run(problem_from_messages(messages)))
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        """Async :meth:`chat`."""
+        return self._chat(await self.search.arun(problem_from_messages(messages)))
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        """Run the search when iterated; yields the final message as one chunk."""
+        problem = problem_from_messages(messages)
+
+        def stream() -> Generator[ChatResponse, None, None]:
+            response = self._chat(self.search.run(problem))
+            yield response.model_copy(update={"delta": response.message.content})
+
+        return stream()
+
+    @llm_chat_callback()
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        """Async :meth:`stream_chat`."""
+        problem = problem_from_messages(messages)
+
+        async def stream() -> AsyncGenerator[ChatResponse, None]:
+            response = self._chat(await self.search.arun(problem))
+            yield response.model_copy(update={"delta": response.message.content})
+
+        return stream()
+
+    # --- responses ----------------------------------------------------------------------------
+
+    def _completion(self, result: SearchResult) -> CompletionResponse:
+        return CompletionResponse(
+            text=output_text(result, self.output),
+            raw=result,
+            additional_kwargs=result_metadata(result),
+        )
+
+    def _chat(self, result: SearchResult) -> ChatResponse:
+        message = ChatMessage(role=MessageRole.ASSISTANT, content=output_text(result, self.output))
+        return ChatResponse(message=message, raw=result, additional_kwargs=result_metadata(result))

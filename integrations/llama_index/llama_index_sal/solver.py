@@ -1,0 +1,298 @@
+"""Any LlamaIndex LLM as a sal-plugins solver."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, get_args
+
+from llama_index.core.base.llms.base import BaseLLM
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    CompletionResponse,
+    LogProb,
+)
+from sal_plugins.errors import ConfigError
+from sal_plugins.solvers._openai_wire import generation_from_choice
+from sal_plugins.solvers.base import (
+    ContinuationMode,
+    Generation,
+    GenerationRequest,
+    Pricing,
+    SolverResponse,
+    seeds_for,
+)
+from sal_plugins.solvers.prompts import (
+    INSTRUCTED_CONTINUATION,
+    PromptTemplate,
+    chat_messages,
+    chatml,
+    completion_prompt,
+)
+
+from llama_index_sal._errors import map_llm_error
+
+__all__ = ["DEFAULT_KWARG_NAMES", "LlamaIndexSolver"]
+
+DEFAULT_KWARG_NAMES: Mapping[str, str] = {
+    "temperature": "temperature",
+    "max_tokens": "max_tokens",
+    "stop": "stop",
+    "seed": "seed",
+    "logprobs": "logprobs",
+    "top_logprobs": "top_logprobs",
+}
+"""Per-call settings and the keyword each is passed to ``achat``/``acomplete`` under.
+
+These are the OpenAI names, which ``OpenAI``, ``OpenAILike``, vLLM, llama.cpp and most
+OpenAI-compatible LLM classes forward to the server. Override with ``kwarg_names``.
+"""
+
+
+@dataclass
+class LlamaIndexSolver:
+    """Use any LlamaIndex ``LLM`` as the model that writes solutions.
+
+    Each generation request becomes ``n`` concurrent ``achat`` calls (``acomplete`` in
+    ``"completion"`` mode), one per sample, with seeds ``seed, seed + 1, ...``. Prompts are built
+    by :func:`sal_plugins.solvers.prompts.chat_messages`, like every other solver, so the prefix of
+    a search's requests stays the same from call to call.
+
+    Setup::
+
+        pip install llama-index-sal llama-index-llms-openai-like
+
+    Instantiate and search::
+
+        import sal_plugins as sal
+        from llama_index.llms.openai_like import OpenAILike
+        from llama_index_sal import LlamaIndexSolver
+
+        llm = OpenAILike(model="my-model", api_base="http://localhost:8000/v1", api_key="x",
+                         is_chat_model=True)
+        search = sal.BestOfN(solver=LlamaIndexSolver(llm=llm), verifier=my_verifier, n=4)
+        result = await search.arun("What is 23 + 48?")
+
+    Strategies and the other ``llama_index_sal`` entry points wrap a bare LLM in this class for
+    you; build it yourself to change the settings below.
+
+    Per-call settings (temperature, max tokens, stop strings, seed, logprobs) go to the LLM as
+    keyword arguments under the OpenAI names (:data:`DEFAULT_KWARG_NAMES`); rename or drop them
+    with ``kwarg_names`` for LLM classes that spell them differently
+    (``kwarg_names={"stop": "stop_sequences", "seed": None}``). A ``max_tokens`` set on the LLM
+    object itself takes precedence in LlamaIndex's OpenAI classes. Stop strings are also applied to
+    the returned text, so an LLM that ignores them still yields one step per call.
+
+    Why a sample stopped, logprobs and token usage are read from the raw OpenAI-shaped response
+    when the LLM exposes it (``ChatResponse.raw``), else from LlamaIndex's generic fields
+    (``logprobs``; ``prompt_tokens``/``completion_tokens`` in ``additional_kwargs``). The generic
+    logprobs list the likeliest tokens per position; the first one stands for the sampled token.
+
+    The LLM's own retries are turned off (on a copy; ``max_retries=0``): the search driver retries
+    :class:`~sal_plugins.errors.TransientError` (429, 408, 409, 5xx, timeouts, dropped connections,
+    broken JSON), honouring ``Retry-After``. Other failures raise
+    :class:`~sal_plugins.errors.SolverError`.
+
+    Args:
+        llm: any LlamaIndex LLM.
+        continuation: how a partial solution is continued: ``"instructed"`` (default; the steps
+            so far go in the user turn, works with every chat model), ``"native"`` (the steps are
+            a final assistant message the LLM continues, e.g. assistant prefill) or
+            ``"completion"`` (``prompt_template`` renders the chat to raw text for ``acomplete``).
+        prompt_template: renders messages to raw text in ``"completion"`` mode (ChatML default).
+        instructed_template: the user turn of ``"instructed"`` mode.
+        kwarg_names: overrides of :data:`DEFAULT_KWARG_NAMES` (``None`` drops a setting).
+        extra_kwargs: more keyword arguments for every call.
+        disable_llm_retries: turn the LLM's own retries off (recommended; see above).
+        max_fanout_concurrency: samples of one request in flight at once.
+        pricing: token prices, for ``usage.cost`` and cost budgets.
+    """
+
+    llm: BaseLLM
+    continuation: ContinuationMode = "instructed"
+    prompt_template: PromptTemplate = chatml
+    instructed_template: str = INSTRUCTED_CONTINUATION
+    kwarg_names: Mapping[str, str | None] = field(default_factory=dict)
+    extra_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    disable_llm_retries: bool = True
+    max_fanout_concurrency: int = 8
+    pricing: Pricing | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.llm, BaseLLM):
+            raise ConfigError(
+                f"LlamaIndexSolver(llm=...) needs a LlamaIndex LLM, got {type(self.llm).__name__}"
+            )
+        if self.continuation not in get_args(ContinuationMode):
+            modes = ", ".join(get_args(ContinuationMode))
+            raise ConfigError(
+                f"LlamaIndexSolver: continuation={self.continuation!r} is not one of {modes}"
+            )
+        unknown = set(self.kwarg_names) - set(DEFAULT_KWARG_NAMES)
+        if unknown:
+            raise ConfigError(
+                f"LlamaIndexSolver: kwarg_names has unknown settings {sorted(unknown)}; "
+                f"known: {sorted(DEFAULT_KWARG_NAMES)}"
+            )
+        if self.max_fanout_concurrency < 1:
+            raise ConfigError("LlamaIndexSolver: max_fanout_concurrency must be at least 1")
+        if self.disable_llm_retries:
+            self.llm = _without_retries(self.llm)
+
+    @property
+    def name(self) -> str:
+        """The wrapped LLM's class name (used in error messages)."""
+        return type(self.llm).__name__
+
+    async def generate(self, request: GenerationRequest) -> SolverResponse:
+        """Return ``request.n`` continuations, from ``n`` concurrent LLM calls."""
+        # One semaphore per request: asyncio primitives must not outlive the loop they run on.
+        limit = asyncio.Semaphore(self.max_fanout_concurrency)
+        calls = [self._sample(request, seed, limit) for seed in seeds_for(request)]
+        samples = await _gather_or_cancel(calls)
+        return SolverResponse(
+            generations=[generation for generation, _, _ in samples],
+            prompt_tokens=sum(prompt for _, prompt, _ in samples),
+            completion_tokens=sum(completion for _, _, completion in samples),
+            requests=len(samples),
+        )
+
+    # --- one call -----------------------------------------------------------------------------
+
+    async def _sample(
+        self, request: GenerationRequest, seed: int | None, limit: asyncio.Semaphore
+    ) -> tuple[Generation, int, int]:
+        kwargs = self._call_kwargs(request, seed)
+        async with limit:
+            try:
+                response: ChatResponse | CompletionResponse
+                if self.continuation == "completion":
+                    prompt = completion_prompt(request, self.prompt_template)
+                    response = await self.llm.acomplete(prompt, formatted=True, **kwargs)
+                else:
+                    messages = [
+                        ChatMessage(role=m["role"], content=m["content"])
+                        for m in chat_messages(
+                            request, self.continuation, instructed_template=self.instructed_template
+                        )
+                    ]
+                    response = await self.llm.achat(messages, **kwargs)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                raise map_llm_error(error, self.name) from error
+        return _read_response(response, request.stop)
+
+    def _call_kwargs(self, request: GenerationRequest, seed: int | None) -> dict[str, Any]:
+        settings: dict[str, Any] = {
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+            "stop": list(request.stop) or None,
+            "seed": seed,
+            "logprobs": True if request.logprobs else None,
+            "top_logprobs": request.top_logprobs if request.logprobs else None,
+        }
+        kwargs: dict[str, Any] = {}
+        for setting, value in settings.items():
+            name = self.kwarg_names.get(setting, DEFAULT_KWARG_NAMES[setting])
+            if value is not None and name is not None:
+                kwargs[name] = value
+        kwargs.update(self.extra_kwargs)
+        return kwargs
+
+
+def _without_retries(llm: BaseLLM) -> BaseLLM:
+    """A copy of ``llm`` whose own retry loop is off (the search driver retries instead)."""
+    if "max_retries" not in type(llm).model_fields or not getattr(llm, "max_retries", 0):
+        return llm
+    copy = llm.model_copy(update={"max_retries": 0})
+    # OpenAI-based LLMs build their SDK clients lazily; one built already keeps its own retries.
+    for attribute in ("_client", "_aclient"):
+        client = getattr(copy, attribute, None)
+        with_options = getattr(client, "with_options", None)
+        if callable(with_options):
+            setattr(copy, attribute, with_options(max_retries=0))
+    return copy
+
+
+async def _gather_or_cancel(
+    calls: Sequence[Awaitable[tuple[Generation, int, int]]],
+) -> list[tuple[Generation, int, int]]:
+    """Await every call; on the first failure cancel the others and raise it."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+# --- reading responses ------------------------------------------------------------------------
+
+
+def _read_response(
+    response: ChatResponse | CompletionResponse, stops: Sequence[str]
+) -> tuple[Generation, int, int]:
+    if isinstance(response, ChatResponse):
+        text = response.message.content or ""
+    else:
+        text = response.text
+    raw = _as_mapping(response.raw)
+    choices = raw.get("choices") if raw is not None else None
+    if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+        generation = generation_from_choice(choices[0], stops)
+        if not generation.text and text:
+            generation = replace(generation, text=text)
+    else:
+        generation = Generation(text=text, stop_kind="unknown" if stops else "end")
+    if generation.token_logprobs is None and response.logprobs:
+        generation = replace(generation, **_generic_logprobs(response.logprobs))
+    generation = _cut_at_stop(generation, stops)
+    prompt_tokens, completion_tokens = _usage(response.additional_kwargs, raw)
+    return generation, prompt_tokens, completion_tokens
+
+
+def _as_mapping(raw: Any) -> Mapping[str, Any] | None:
+    if isinstance(raw, Mapping):
+        return raw
+    dump = getattr(raw, "model_dump", None)
+    if callable(dump):
+        try:
+            dumped = dump()
+        except Exception:
+            return None
+        return dumped if isinstance(dumped, Mapping) else None
+    return None
+
+
+def _generic_logprobs(positions: Sequence[Sequence[LogProb]]) -> dict[str, Any]:
+    filled = [position for position in positions if position]
+    return {
+        "token_logprobs": tuple(float(position[0].logprob) for position in filled),
+        "top_logprobs": tuple({lp.token: float(lp.logprob) for lp in position} for position in filled),
+    }
+
+
+def _cut_at_stop(generation: Generation, stops: Sequence[str]) -> Generation:
+    """Cut the text at the first stop string, for LLMs that do not honour ``stop`` themselves."""
+    found = [generation.text.find(stop) for stop in stops if stop and stop in generation.text]
+    if not found:
+        return generation
+    return replace(generation, text=generation.text[: min(found)], stop_kind="delimiter")
+
+
+def _usage(additional: Mapping[str, Any], raw: Mapping[str, Any] | None) -> tuple[int, int]:
+    source: Any = additional
+    if "prompt_tokens" not in additional and raw is not None:
+        source = raw.get("usage") or {}
+    if not isinstance(source, Mapping):
+        return 0, 0
+    return _count(source.get("prompt_tokens")), _count(source.get("completion_tokens"))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
