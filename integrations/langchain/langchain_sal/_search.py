@@ -6,6 +6,7 @@ the strategy's ``astream``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from langchain_core.messages import (
     convert_to_messages,
 )
 from langchain_core.prompt_values import PromptValue
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import BaseModel
 from sal_plugins.errors import ConfigError, InputError
 from sal_plugins.events import SearchEvent, SearchFinished
@@ -49,6 +50,10 @@ EVENT_PREFIX = "sal."
 """Custom events are named ``"sal." + event.kind`` (``"sal.candidates_scored"``, ...)."""
 
 _STRATEGY_PARTS = frozenset({"solver", "verifier"})
+_OPAQUE = (str, bytes, int, float, bool, dict, set, frozenset, type, Runnable)
+
+JUDGE_TAGS = ("sal_judge", "nostream")
+"""Tags on the calls of a chat model used as judge."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,32 +136,35 @@ def adapt_verifier(verifier: Any) -> Any:
     if not isinstance(verifier, BaseChatModel):
         return verifier
     try:
-        from sal_plugins.verifiers import JudgeVerifier  # type: ignore[attr-defined]
+        from sal_plugins.verifiers.judge import JudgeVerifier
     except ImportError:
         raise ConfigError(
             "a chat model as verifier needs sal_plugins.verifiers.JudgeVerifier, which this "
             "sal-plugins version lacks: pass a sal verifier or a scoring function instead"
         ) from None
-    return JudgeVerifier(solver=LangChainSolver(verifier))
+    return JudgeVerifier(solver=LangChainSolver(verifier, tags=JUDGE_TAGS))
 
 
 def _rebind(value: Any, config: RunnableConfig, depth: int = 0) -> Any:
-    """``value`` with every :class:`LangChainSolver` inside it bound to ``config``."""
+    """``value`` with every :class:`LangChainSolver` inside it bound to ``config``.
+
+    Looks through the attributes of verifiers (a judge's ``solver``, the members of an ensemble
+    or a cascade) a few levels deep and copies only what changes; the original is left alone.
+    """
     if isinstance(value, LangChainSolver):
         return value.with_config(config)
-    if depth > 2 or value is None or isinstance(value, str | int | float | bool):
+    if depth > 3 or value is None or isinstance(value, _OPAQUE):
         return value
     if isinstance(value, list | tuple):
         items = [_rebind(item, config, depth + 1) for item in value]
         changed = any(a is not b for a, b in zip(items, value, strict=True))
         return type(value)(items) if changed else value
-    fields: dict[str, Any] = {}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init}
-    elif isinstance(value, BaseModel):
-        fields = {name: getattr(value, name) for name in type(value).model_fields}
+    if isinstance(value, BaseModel):
+        attributes = {name: getattr(value, name) for name in type(value).model_fields}
+    else:
+        attributes = dict(getattr(value, "__dict__", {}))
     update = {}
-    for name, item in fields.items():
+    for name, item in attributes.items():
         rebound = _rebind(item, config, depth + 1)
         if rebound is not item:
             update[name] = rebound
@@ -164,7 +172,9 @@ def _rebind(value: Any, config: RunnableConfig, depth: int = 0) -> Any:
         return value
     if isinstance(value, BaseModel):
         return value.model_copy(update=update)
-    return dataclasses.replace(value, **update)  # type: ignore[type-var]
+    clone = copy.copy(value)
+    vars(clone).update(update)  # also fine for frozen dataclasses; no __init__ side effects
+    return clone
 
 
 def bind_to_run(

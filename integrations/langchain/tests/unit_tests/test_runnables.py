@@ -376,3 +376,31 @@ def test_runs_as_a_messages_state_node() -> None:
     graph.add_edge("solve", END)
     state = graph.compile().invoke({"messages": [("human", PROBLEM)]})
     assert state["messages"][-1].response_metadata["sal"]["answer"] == "4"
+
+
+async def test_sync_invoke_inside_a_running_loop_still_nests_model_calls() -> None:
+    # invoke() from async code runs the search on a worker thread, where context variables do
+    # not follow; the callbacks are passed explicitly, so the nesting holds anyway.
+    collector = RunCollectorCallbackHandler()
+    result = _traced_search(RecordingChatModel(responses=SOLUTIONS)).invoke(
+        PROBLEM, config={"callbacks": [collector]}
+    )
+    search_run, model_runs = _model_runs_under_search(collector)
+    assert len(model_runs) == result.usage.generation_calls > 0
+    assert {run.parent_run_id for run in model_runs} == {search_run.id}
+
+
+def test_a_chat_model_verifier_judges_and_its_calls_nest_too() -> None:
+    solver = RecordingChatModel(responses=SOLUTIONS[:2])
+    judge = RecordingChatModel(responses=["Correct. Score: 9/10", "The sum is wrong. Score: 1/10"])
+    search = BestOfNRunnable(solver=solver, verifier=judge, n=2, selection="naive")
+    collector = RunCollectorCallbackHandler()
+    result = search.invoke(PROBLEM, config={"callbacks": [collector]})
+    assert [c.score for c in result.completions] == [0.9, 0.1]
+    assert result.answer == "4"
+    (root,) = collector.traced_runs
+    judged = [run for run in walk(root) if "sal_judge" in (run.tags or [])]
+    written = [run for run in walk(root) if "sal_candidate" in (run.tags or [])]
+    assert (len(judged), len(written)) == (2, 2)
+    assert {run.parent_run_id for run in judged + written} == {root.id}
+    assert "Score: N/10" in judge.calls[0]["messages"][-1].content
