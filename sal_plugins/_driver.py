@@ -21,7 +21,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from sal_plugins.answers import extract_answer
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
 __all__ = ["SearchDriver", "split_steps"]
 
 T = TypeVar("T")
+
+# Exponential back-off with jitter for faults that carry no Retry-After.
+_BACKOFF = wait_exponential(multiplier=0.5, max=20) + wait_random(0, 0.5)
 Stage = Literal["generate", "score"]
 
 
@@ -136,8 +140,8 @@ class SearchDriver:
             plan.close()
         if outcome is None:
             outcome = Outcome(self.strategy.best_so_far(self.tree), interrupted or "error")
-        elif self._cut_short is not None and outcome.stop_reason == "finished":
-            # The plan ran to its end, but without work the budget did not let start.
+        elif self._cut_short is not None:
+            # The plan ended on its own, but without work the budget or deadline did not allow.
             outcome = replace(outcome, stop_reason=self._cut_short)
         yield SearchFinished(elapsed_s=self._elapsed(), result=self._result(outcome))
 
@@ -225,7 +229,7 @@ class SearchDriver:
             asked = getattr(error, "retry_after", None)
             if asked is not None:
                 return float(asked)
-            return float(wait_exponential_jitter(initial=0.5, max=20)(state))
+            return float(_BACKOFF(state))
 
         def before_sleep(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
