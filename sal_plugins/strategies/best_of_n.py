@@ -103,14 +103,16 @@ class BestOfN(SearchStrategy):
     times the highest possible score; for ``"naive"`` when a candidate reaches the highest
     possible score. The last two need the verifier to declare a non-negative ``score_range`` and
     are off unless asked for. The first round draws ``n // 2 + 1`` samples (no vote can be settled
-    with fewer), later rounds ``chunk_size`` each. A stopped search has
+    with fewer), later rounds ``chunk_size`` (default ``ceil(n / 4)``) each. A stopped search has
     ``stop_reason == "early_stop"`` and the calls it avoided in ``usage.calls_saved``.
 
     Unlike search-and-learn, the aggregation setting is honoured when scoring (it defaults to
     ``"last"``, the PRM's score of the final step).
 
-    Cost: at most ``ceil(n / chunk_size)`` generation requests (``n`` calls on a solver that fans
-    ``n`` out), and one verifier call (one per round for early-stopping ``"weighted"``/``"naive"``).
+    Cost: one generation request for all ``n`` samples, or ``ceil(n / chunk_size)`` requests
+    with a chunk size, or with early stopping at most 3 rounds of one request each (``n`` calls
+    in all on a solver that fans ``n`` out, fewer when it stops early); and one verifier call (one
+    per round for early-stopping ``"weighted"``/``"naive"``).
 
     Args:
         n: number of solutions to sample.
@@ -118,9 +120,10 @@ class BestOfN(SearchStrategy):
             verifier).
         early_stop: stop once the selected answer is settled (default: on for ``"majority"``, off
             otherwise; turning it on for ``"weighted"``/``"naive"`` needs a bounded verifier).
-        chunk_size: samples per generation request (default: all ``n`` in one request, or
-            ``ceil(n / 4)`` when stopping early). Smaller chunks also isolate failures: a failed
-            request loses only its own samples.
+        chunk_size: samples per generation request. By default each round is one request: all
+            ``n`` samples, or with early stopping ``n // 2 + 1`` first and ``ceil(n / 4)`` per
+            later round. Smaller chunks also isolate failures: a failed request loses only its
+            own samples.
         **kwargs: the shared settings of :class:`~sal_plugins.strategies.base.SearchStrategy`.
 
     Example:
@@ -173,7 +176,7 @@ class BestOfN(SearchStrategy):
         return self.effective_selection == "majority"
 
     def _requests(self, count: int, round_: int) -> list[Request]:
-        size = self.chunk_size or (math.ceil(self.n / 4) if self.stops_early else self.n)
+        size = self.chunk_size or count
         sizes = [size] * (count // size) + ([count % size] if count % size else [])
         return [Expand(parent=0, n=s, round=round_, to_end=True, kind="solution") for s in sizes]
 
