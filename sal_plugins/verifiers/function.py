@@ -6,8 +6,8 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 
-from sal_plugins.errors import ConfigError
-from sal_plugins.verifiers.base import Granularity, Judgement, Trajectory
+from sal_plugins.errors import ConfigError, VerifierError
+from sal_plugins.verifiers.base import Granularity, Judgement, Trajectory, check_scores
 
 __all__ = ["FunctionVerifier", "ScoreFunction"]
 
@@ -44,7 +44,8 @@ class FunctionVerifier:
             raise ConfigError(f"FunctionVerifier needs a callable, got {type(fn).__name__}")
         self.fn = fn
         self.score_range = score_range
-        self.name = name or getattr(fn, "__name__", "FunctionVerifier")
+        fn_name = getattr(fn, "__name__", None)
+        self.name = name or (fn_name if fn_name and fn_name != "<lambda>" else "FunctionVerifier")
         self._is_async = inspect.iscoroutinefunction(fn)
 
     async def _call(self, problem: str, steps: list[str]) -> float | Sequence[float]:
@@ -58,10 +59,19 @@ class FunctionVerifier:
     async def score(self, problem: str, trajectories: Sequence[Trajectory]) -> list[Judgement]:
         """Call the function once per trajectory, concurrently."""
         values = await asyncio.gather(*(self._call(problem, list(t.steps)) for t in trajectories))
-        rows: list[Judgement] = []
-        for value in values:
-            if isinstance(value, int | float):
-                rows.append(Judgement((float(value),)))
-            else:
-                rows.append(Judgement(tuple(float(v) for v in value)))
-        return rows
+        rows = [Judgement(self._scores(index, value)) for index, value in enumerate(values)]
+        return check_scores(self, trajectories, rows)
+
+    def _scores(self, index: int, value: object) -> tuple[float, ...]:
+        """A float (or numpy scalar) is one score; a list (or array) is one score per step."""
+        try:
+            if isinstance(value, str | bytes):
+                raise TypeError
+            if hasattr(value, "__float__") and not hasattr(value, "__len__"):
+                return (float(value),)  # type: ignore[arg-type]
+            return tuple(float(v) for v in value)  # type: ignore[attr-defined]
+        except (TypeError, ValueError) as error:
+            raise VerifierError(
+                f"returned {value!r} for trajectory {index}; expected a float or a list of floats",
+                verifier=self.name,
+            ) from error
