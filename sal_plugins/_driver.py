@@ -103,6 +103,7 @@ class SearchDriver:
     _start: float = field(init=False, default=0.0)
     _calls_in_flight: int = field(init=False, default=0)
     _cut_short: StopReason | None = field(init=False, default=None)
+    _seen_fan_out: bool = field(init=False, default=False)
     _served: tuple[int, int] = field(init=False, default=(0, 0))  # (requests, generations)
 
     def __post_init__(self) -> None:
@@ -199,19 +200,45 @@ class SearchDriver:
             return None
         return self._rng.randrange(2**31)
 
-    def _reserve_call(self) -> bool:
-        """Claim one call of the budget for a request about to start (released when it ends)."""
+    def _reserve(self, calls: int, *, partial: bool = False) -> int:
+        """Claim calls of the budget for a request about to start; returns how many (0: none).
+
+        The claim is released when the request ends. With ``partial``, fewer than ``calls`` may
+        be granted when that is all the budget has left.
+        """
         budget = self.strategy.budget
-        if budget is not None:
-            left = budget.calls_left(self.usage)
-            if left is not None and self._calls_in_flight >= left:
-                return False
-        self._calls_in_flight += 1
-        return True
+        left = budget.calls_left(self.usage) if budget is not None else None
+        if left is not None:
+            free = left - self._calls_in_flight
+            if free < calls and not (partial and free > 0):
+                return 0
+            calls = min(calls, free)
+        self._calls_in_flight += calls
+        return calls
+
+    def _reserve_call(self) -> bool:
+        return self._reserve(1) == 1
+
+    def _fans_out(self) -> bool:
+        """Whether the solver makes one call per continuation (declared, or seen in a response)."""
+        return self._seen_fan_out or getattr(self.strategy.solver, "honours_n", None) is False
+
+    def _may_retry(self) -> bool:
+        """A retry repeats calls: allowed while the budget could still pay for all in flight."""
+        budget = self.strategy.budget
+        left = budget.calls_left(self.usage) if budget is not None else None
+        return left is None or left >= self._calls_in_flight
 
     async def _run_request(self, request: Request, seed: int | None) -> object:
-        if not self._reserve_call():
+        fans_out = isinstance(request, Expand) and self._fans_out()
+        want = request.n if isinstance(request, Expand) and fans_out else 1
+        granted = self._reserve(want, partial=fans_out)
+        if not granted:
             return _Skipped()
+        if isinstance(request, Expand) and granted < want:
+            # A fanned-out request costs a call per continuation: ask for what the budget allows.
+            request = replace(request, n=granted)
+            self._cut_short = self._cut_short or "budget"
         try:
             if isinstance(request, Expand):
                 return await self._generate(request, seed)
@@ -221,7 +248,7 @@ class SearchDriver:
         except Exception as error:  # one failed request must not sink the search
             return _Failed(error)
         finally:
-            self._calls_in_flight -= 1
+            self._calls_in_flight -= granted
 
     async def _with_retries(self, stage: Stage, call: Callable[[], Awaitable[T]]) -> T:
         def wait(state: RetryCallState) -> float:
@@ -246,7 +273,7 @@ class SearchDriver:
             )
 
         retrying = AsyncRetrying(
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(lambda error: _is_transient(error) and self._may_retry()),
             stop=stop_after_attempt(self.strategy.max_retries + 1),
             wait=wait,
             sleep=self.sleep,
@@ -298,6 +325,7 @@ class SearchDriver:
     def _count_generation(self, response: SolverResponse) -> None:
         usage = self.usage
         usage.generation_calls += response.requests
+        self._seen_fan_out = self._seen_fan_out or response.requests > 1
         requests, generations = self._served
         self._served = (requests + response.requests, generations + len(response.generations))
         usage.prompt_tokens += response.prompt_tokens

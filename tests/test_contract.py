@@ -298,11 +298,15 @@ async def unbudgeted(name: str) -> SearchResult:
 
 
 @pytest.mark.parametrize("name", NAMES)
-async def test_call_budget_is_never_exceeded(name: str) -> None:
-    full = await unbudgeted(name)
+@pytest.mark.parametrize("honours_n", [True, False])
+async def test_call_budget_is_never_exceeded(name: str, honours_n: bool) -> None:
+    def solver() -> ScriptedSolver:
+        return ScriptedSolver(SOLUTIONS, revisions=REVISIONS, honours_n=honours_n)
+
+    full = await build(name, solver=solver()).strategy.arun(PROBLEM)
     cap = max(2, full.usage.calls // 2)
     assert cap < full.usage.calls
-    setup = build(name, budget=Budget(max_calls=cap))
+    setup = build(name, solver=solver(), budget=Budget(max_calls=cap))
     result = await setup.strategy.arun(PROBLEM)
     assert result.usage.calls <= cap
     assert result.stop_reason == "budget"

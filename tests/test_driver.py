@@ -171,6 +171,46 @@ async def test_a_plan_that_ends_exactly_at_the_budget_finished() -> None:
     assert result.stop_reason == "finished"
 
 
+@pytest.mark.parametrize("declared", [True, False])
+async def test_a_solver_that_fans_out_is_charged_a_call_per_continuation(declared: bool) -> None:
+    for cap in range(5, 16):
+        solver = ScriptedSolver([STEPS], honours_n=False)
+        if not declared:  # no attribute to read: the driver learns it from the first response
+            object.__setattr__(solver, "honours_n", None)
+        search = BeamSearch(
+            solver=solver,
+            verifier=verifier(),
+            n=4,
+            beam_width=2,
+            seed=0,
+            budget=Budget(max_calls=cap),
+        )
+        result = await search.arun(PROBLEM)
+        assert result.usage.calls == solver.calls + search.verifier.calls  # type: ignore[union-attr]
+        assert result.usage.calls <= cap, cap
+
+
+async def test_a_fanned_out_request_shrinks_to_the_calls_left() -> None:
+    solver = ScriptedSolver([RIGHT], honours_n=False)
+    search = BestOfN(solver=solver, n=6, early_stop=False, budget=Budget(max_calls=3), seed=0)
+    result = await search.arun(PROBLEM)
+    assert [r.n for r in solver.requests] == [3]
+    assert solver.calls == result.usage.calls == 3
+    assert len(result.completions) == 3
+    assert result.stop_reason == "budget"
+
+
+async def test_retries_stop_when_the_call_budget_cannot_pay_for_them() -> None:
+    flaky = ScriptedSolver([RIGHT], fail=fail_calls(1, 2, transient=True))
+    search = BestOfN(
+        solver=flaky, n=3, chunk_size=1, early_stop=False, budget=Budget(max_calls=3), seed=0
+    )
+    _, final = await finish(SearchDriver(search, PROBLEM, sleep=no_sleep))
+    assert flaky.calls <= 3
+    assert final.result.usage.calls <= 3
+    assert final.result.stop_reason == "budget"
+
+
 async def test_injected_clock_drives_the_deadline() -> None:
     ticks = iter(range(100))
     search = BeamSearch(
