@@ -1,10 +1,10 @@
 """Translate whatever a LlamaIndex LLM raised into sal-plugins errors.
 
 LlamaIndex LLMs raise their SDK's exceptions unchanged (``openai.RateLimitError``,
-``httpx.ReadTimeout``, ``anthropic.APIStatusError``, ...). ``openai`` errors (every OpenAI-compatible
-LLM class) go through the core's own translation; others are mapped by the shape HTTP SDKs share:
-a ``status_code`` on the error or its ``response``, ``Retry-After`` headers, and timeout or
-connection error types.
+``httpx.ReadTimeout``, ``anthropic.APIStatusError``, ...). ``openai`` errors (every
+OpenAI-compatible LLM class) go through the core's own translation; others are mapped by the shape
+HTTP SDKs share: a ``status_code`` on the error or its ``response``, ``Retry-After`` headers, and
+timeout or connection error types.
 """
 
 from __future__ import annotations

@@ -63,8 +63,10 @@ def build_strategy(strategy: str | SearchStrategy, **kwargs: Any) -> SearchStrat
 
 def check_output(output: str) -> Output:
     """Validate an ``output=`` argument."""
-    if output == "text" or output == "answer":
-        return output
+    if output == "text":
+        return "text"
+    if output == "answer":
+        return "answer"
     raise ConfigError(f"output must be 'text' or 'answer', got {output!r}")
 
 

@@ -68,7 +68,9 @@ class SearchProgressEvent(Event):
                 for f in fields(event)
                 if f.name not in ("kind", "elapsed_s")
             }
-        progress = cls(kind=event.kind, elapsed_s=event.elapsed_s, message=describe(event), data=data)
+        progress = cls(
+            kind=event.kind, elapsed_s=event.elapsed_s, message=describe(event), data=data
+        )
         progress._sal_event = event
         return progress
 

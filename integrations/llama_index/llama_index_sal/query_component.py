@@ -7,7 +7,6 @@ use a workflow (:class:`~llama_index_sal.workflows.BeamSearchWorkflow` and frien
 
 from __future__ import annotations
 
-import functools
 import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
@@ -84,7 +83,7 @@ def as_query_component(
 def _custom_query_component_class() -> type[Any]:
     try:
         module = importlib.import_module("llama_index.core.query_pipeline")
-        return getattr(module, "CustomQueryComponent")  # type: ignore[no-any-return]
+        return module.CustomQueryComponent  # type: ignore[no-any-return]
     except (ImportError, AttributeError):
         try:
             installed = f"llama-index-core {version('llama-index-core')}"
@@ -93,10 +92,18 @@ def _custom_query_component_class() -> type[Any]:
         raise QueryPipelineUnavailableError(installed) from None
 
 
-@functools.cache
 def _component_class(base: type[Any]) -> type[Any]:
     """The component class, built once on top of 0.12's ``CustomQueryComponent``."""
+    cached = _COMPONENT_CLASSES.get(base)
+    if cached is None:
+        cached = _COMPONENT_CLASSES[base] = _build_component_class(base)
+    return cached
 
+
+_COMPONENT_CLASSES: dict[type[Any], type[Any]] = {}
+
+
+def _build_component_class(base: type[Any]) -> type[Any]:
     class SearchQueryComponent(base):  # type: ignore[misc, valid-type]
         """Runs a sal search on its ``problem`` input."""
 

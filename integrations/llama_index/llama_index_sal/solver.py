@@ -237,10 +237,7 @@ async def _gather_or_cancel(
 def _read_response(
     response: ChatResponse | CompletionResponse, stops: Sequence[str]
 ) -> tuple[Generation, int, int]:
-    if isinstance(response, ChatResponse):
-        text = response.message.content or ""
-    else:
-        text = response.text
+    text = (response.message.content if isinstance(response, ChatResponse) else response.text) or ""
     raw = _as_mapping(response.raw)
     choices = raw.get("choices") if raw is not None else None
     if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
@@ -273,7 +270,9 @@ def _generic_logprobs(positions: Sequence[Sequence[LogProb]]) -> dict[str, Any]:
     filled = [position for position in positions if position]
     return {
         "token_logprobs": tuple(float(position[0].logprob) for position in filled),
-        "top_logprobs": tuple({lp.token: float(lp.logprob) for lp in position} for position in filled),
+        "top_logprobs": tuple(
+            {lp.token: float(lp.logprob) for lp in position} for position in filled
+        ),
     }
 
 

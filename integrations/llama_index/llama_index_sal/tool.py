@@ -37,8 +37,8 @@ def search_tool(
     solution (or its answer); ``ToolOutput.raw_output`` is the full
     :class:`~sal_plugins.results.SearchResult`.
 
-    The tool takes a ``Context``, which agents inject; to call it by hand, pass one:
-    ``await tool.acall(ctx=Context(workflow), problem=...)``.
+    The tool takes the workflow ``Context``, which agents inject. To call it from your own
+    workflow step, pass the step's context: ``await tool.acall(ctx=ctx, problem=...)``.
 
     Example::
 

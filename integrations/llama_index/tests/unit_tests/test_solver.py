@@ -47,9 +47,11 @@ async def test_chat_messages_come_from_the_shared_prompt_builder(mode: Any) -> N
 
     await solver.generate(REQUEST)
 
-    (messages, _), = llm.calls
+    ((messages, _),) = llm.calls
     assert as_dicts(messages) == chat_messages(REQUEST, mode)
-    assert messages[-1].role == (MessageRole.USER if mode == "instructed" else MessageRole.ASSISTANT)
+    assert messages[-1].role == (
+        MessageRole.USER if mode == "instructed" else MessageRole.ASSISTANT
+    )
 
 
 async def test_completion_mode_sends_the_rendered_template_to_acomplete() -> None:
@@ -58,7 +60,7 @@ async def test_completion_mode_sends_the_rendered_template_to_acomplete() -> Non
 
     await solver.generate(REQUEST)
 
-    (prompt, _), = llm.completions
+    ((prompt, _),) = llm.completions
     assert prompt == completion_prompt(REQUEST, chatml)
     assert prompt.endswith("First, add the numbers.\n\n")
     assert llm.calls == []
@@ -68,7 +70,7 @@ async def test_per_call_settings_are_passed_as_openai_keywords() -> None:
     llm = echo()
     await LlamaIndexSolver(llm=llm).generate(REQUEST)
 
-    (_, kwargs), = llm.calls
+    ((_, kwargs),) = llm.calls
     assert kwargs == {"temperature": 0.7, "max_tokens": 64, "stop": ["\n\n"], "seed": 7}
 
 
@@ -81,7 +83,7 @@ async def test_kwarg_names_rename_and_drop_settings() -> None:
     )
     await solver.generate(REQUEST)
 
-    (_, kwargs), = llm.calls
+    ((_, kwargs),) = llm.calls
     assert kwargs == {"temperature": 0.7, "max_tokens": 64, "stop_sequences": ["\n\n"], "top_k": 5}
 
 
@@ -150,7 +152,9 @@ def openai_shaped(
 
 async def test_raw_openai_response_gives_finish_reason_logprobs_and_usage() -> None:
     llm = ScriptedLLM(
-        reply=lambda m, k: openai_shaped("2 + 2", "length", [("2", -0.1), (" +", -0.2), (" 2", -0.3)])
+        reply=lambda m, k: openai_shaped(
+            "2 + 2", "length", [("2", -0.1), (" +", -0.2), (" 2", -0.3)]
+        )
     )
     request = GenerationRequest(problem=PROBLEM, n=2, stop=("\n\n",), logprobs=True, top_logprobs=1)
 
@@ -291,7 +295,9 @@ async def test_a_search_retries_transient_llm_faults() -> None:
 
 
 async def test_any_llamaindex_llm_drives_a_search() -> None:
-    search = sal.BestOfN(solver=LlamaIndexSolver(llm=solution_llm()), verifier=prefers_four(), n=2, seed=0)
+    search = sal.BestOfN(
+        solver=LlamaIndexSolver(llm=solution_llm()), verifier=prefers_four(), n=2, seed=0
+    )
 
     result = await search.arun(PROBLEM)
 

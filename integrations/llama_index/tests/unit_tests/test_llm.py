@@ -1,0 +1,136 @@
+"""SearchLLM: complete/chat, sync/async/streaming, and use as a query engine's LLM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from li_fakes import PROBLEM, RIGHT, SOLUTIONS, prefers_four, solution_llm
+from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.llms import LLM
+from sal_plugins.errors import ConfigError
+from sal_plugins.results import SearchResult
+from sal_plugins.solvers import ScriptedSolver
+
+from llama_index_sal import SearchLLM
+
+
+def search_llm(solver: Any = None, **kwargs: Any) -> SearchLLM:
+    return SearchLLM(
+        "best_of_n",
+        solver=solver or ScriptedSolver(SOLUTIONS),
+        verifier=prefers_four(),
+        n=2,
+        seed=0,
+        **kwargs,
+    )
+
+
+def test_complete_runs_the_search() -> None:
+    llm = search_llm()
+
+    response = llm.complete(PROBLEM)
+
+    assert isinstance(llm, LLM)
+    assert response.text == RIGHT
+    assert response.additional_kwargs["answer"] == "4"
+    assert isinstance(response.raw, SearchResult)
+
+
+async def test_acomplete_with_answer_output() -> None:
+    response = await search_llm(output="answer").acomplete(PROBLEM)
+
+    assert response.text == "4"
+
+
+def test_chat_answers_as_the_assistant() -> None:
+    response = search_llm().chat([ChatMessage(role=MessageRole.USER, content=PROBLEM)])
+
+    assert response.message.role == MessageRole.ASSISTANT
+    assert response.message.content == RIGHT
+    assert response.additional_kwargs["stop_reason"] == "finished"
+
+
+async def test_achat() -> None:
+    response = await search_llm(output="answer").achat([ChatMessage(role="user", content=PROBLEM)])
+
+    assert response.message.content == "4"
+
+
+def test_streaming_yields_the_final_text() -> None:
+    llm = search_llm()
+
+    chunks = list(llm.stream_complete(PROBLEM))
+    chat_chunks = list(llm.stream_chat([ChatMessage(role="user", content=PROBLEM)]))
+
+    assert [c.delta for c in chunks] == [RIGHT]
+    assert chunks[-1].text == RIGHT
+    assert [c.delta for c in chat_chunks] == [RIGHT]
+
+
+async def test_async_streaming_yields_the_final_text() -> None:
+    llm = search_llm(output="answer")
+
+    chunks = [c async for c in await llm.astream_complete(PROBLEM)]
+    chat_chunks = [
+        c async for c in await llm.astream_chat([ChatMessage(role="user", content=PROBLEM)])
+    ]
+
+    assert [c.delta for c in chunks] == ["4"]
+    assert [c.delta for c in chat_chunks] == ["4"]
+    assert isinstance(chat_chunks[-1].raw, SearchResult)
+
+
+def test_the_problem_comes_from_the_conversation() -> None:
+    solver = ScriptedSolver(SOLUTIONS)
+    llm = search_llm(solver)
+
+    llm.chat([ChatMessage(role="user", content=PROBLEM)])
+    llm.chat(
+        [
+            ChatMessage(role="system", content="Be brief."),
+            ChatMessage(role="user", content="I have 2 apples."),
+            ChatMessage(role="assistant", content="Noted."),
+            ChatMessage(role="user", content="I get 2 more. How many now?"),
+        ]
+    )
+
+    problems = [r.problem for r in solver.requests]
+    assert problems[0] == PROBLEM
+    assert problems[-1] == (
+        "Be brief.\n\nUser: I have 2 apples.\n\nAssistant: Noted.\n\n"
+        "User: I get 2 more. How many now?"
+    )
+
+
+def test_metadata_names_the_search_and_borrows_the_context_window() -> None:
+    metadata = search_llm(solution_llm(), max_tokens=77).metadata
+
+    assert metadata.model_name == "sal-best_of_n"
+    assert metadata.num_output == 77
+    assert metadata.context_window == 1234
+    assert SearchLLM.class_name() == "SearchLLM"
+
+
+def test_strategy_keywords_go_to_the_strategy_not_the_llm() -> None:
+    llm = search_llm(system_prompt="Answer in one line.")
+
+    assert llm.search.system_prompt == "Answer in one line."
+    assert llm.system_prompt is None
+    with pytest.raises(ConfigError):
+        search_llm(beam_width=3)
+
+
+def test_a_query_engine_answers_through_the_search() -> None:
+    solver = ScriptedSolver(SOLUTIONS)
+    documents = [Document(text="Two plus two makes four in ordinary arithmetic.")]
+    index = VectorStoreIndex.from_documents(documents, embed_model=MockEmbedding(embed_dim=8))
+    engine = index.as_query_engine(llm=search_llm(solver))
+
+    response = engine.query(PROBLEM)
+
+    assert str(response) == RIGHT
+    problem = solver.requests[0].problem
+    assert "Two plus two makes four" in problem and PROBLEM in problem
