@@ -1,0 +1,129 @@
+"""langchain-sal against a real server: ChatOpenAI -> llama_cpp.server -> SmolLM2-135M-Instruct.
+
+Few and tiny on purpose (n <= 2, at most 32 tokens per generation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
+from langchain_core.tracers.schemas import Run
+from langchain_openai import ChatOpenAI
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+import sal_plugins as sal
+from langchain_sal import BeamSearchRunnable, BestOfNRunnable, LangChainSolver, SearchChatModel
+from sal_plugins.solvers.base import GenerationRequest
+from tests.integration_tests.conftest import MAX_TOKENS
+
+pytestmark = pytest.mark.model
+
+PROBLEM = "What is 2 + 3?"
+
+
+def walk(run: Run) -> Iterator[Run]:
+    yield run
+    for child in run.child_runs:
+        yield from walk(child)
+
+
+def length_score(problem: str, steps: list[str]) -> float:
+    """A cheap outcome score: prefer short solutions (the test checks plumbing, not accuracy)."""
+    return 1.0 / (1.0 + len(" ".join(steps)))
+
+
+async def test_solver_tops_up_n_by_fan_out_and_honours_stop(chat_model: ChatOpenAI) -> None:
+    solver = LangChainSolver(chat_model)
+    request = GenerationRequest(
+        problem=PROBLEM, n=2, stop=("\n\n",), max_tokens=MAX_TOKENS, seed=1, temperature=0.7
+    )
+    response = await solver.generate(request)
+    assert len(response.generations) == 2
+    # llama.cpp's server returns one choice whatever n says: one n=2 call, one top-up call
+    assert response.requests == 2
+    assert all("\n\n" not in g.text for g in response.generations)
+    assert all(g.stop_kind in ("unknown", "length") for g in response.generations)
+    assert response.prompt_tokens > 0
+    assert response.completion_tokens > 0
+
+
+def test_prompt_search_parser_chain_nests_every_model_call(chat_model: ChatOpenAI) -> None:
+    prompt = ChatPromptTemplate.from_messages([("human", "Answer briefly: {question}")])
+    search = BestOfNRunnable(
+        solver=chat_model,
+        verifier=length_score,
+        n=2,
+        selection="naive",
+        max_tokens=MAX_TOKENS,
+        seed=0,
+        output="message",
+    )
+    collector = RunCollectorCallbackHandler()
+    text = (prompt | search | StrOutputParser()).invoke(
+        {"question": PROBLEM}, config={"callbacks": [collector]}
+    )
+    assert text.strip()
+    (root,) = collector.traced_runs
+    (search_run,) = [run for run in walk(root) if run.name == "BestOfNRunnable"]
+    model_runs = [run for run in walk(root) if run.run_type == "llm"]
+    assert len(model_runs) >= 2  # one per candidate (fan-out) plus the n=2 attempt
+    assert {run.parent_run_id for run in model_runs} == {search_run.id}
+
+
+async def test_astream_events_shows_progress(chat_model: ChatOpenAI) -> None:
+    search = BeamSearchRunnable(
+        solver=chat_model,
+        verifier=length_score,
+        n=2,
+        beam_width=1,
+        max_steps=2,
+        max_tokens=MAX_TOKENS,
+        seed=0,
+    )
+    kinds = []
+    async for event in search.astream_events(PROBLEM, version="v2"):
+        if event["event"] == "on_custom_event":
+            kinds.append(event["name"])
+        elif event["event"] == "on_chain_end" and event["name"] == "BeamSearchRunnable":
+            result = event["data"]["output"]
+    assert kinds[0] == "sal.search_started"
+    assert kinds[-1] == "sal.search_finished"
+    assert "sal.candidates_scored" in kinds
+    assert isinstance(result, sal.SearchResult)
+    assert result.usage.generation_calls >= 2
+
+
+def test_search_chat_model_in_a_langgraph_graph(chat_model: ChatOpenAI) -> None:
+    model = SearchChatModel(
+        strategy="best_of_n",
+        solver=chat_model,
+        verifier=length_score,
+        n=2,
+        selection="naive",
+        max_tokens=MAX_TOKENS,
+        seed=0,
+    )
+
+    def think(state: MessagesState) -> dict[str, list[BaseMessage]]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("think", think)
+    graph.add_edge(START, "think")
+    graph.add_edge("think", END)
+    streamed = [
+        message
+        for message, _meta in graph.compile().stream(
+            {"messages": [("human", PROBLEM)]}, stream_mode="messages"
+        )
+    ]
+    # ChatOpenAI streams when LangGraph listens; the candidates are tagged "nostream", so only
+    # the selected answer reaches the stream, whole.
+    assert len(streamed) == 1
+    assert not isinstance(streamed[0], AIMessageChunk)
+    assert streamed[0].response_metadata["sal"]["candidates"] == 2
