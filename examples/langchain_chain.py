@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
-
 from langchain_sal import BeamSearchRunnable
+
 from sal_plugins.embedded import serve_embedded_model
 from sal_plugins.verifiers import ArithmeticVerifier
 

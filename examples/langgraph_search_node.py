@@ -24,10 +24,10 @@ from collections.abc import Iterator
 
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_openai import ChatOpenAI
+from langchain_sal import BestOfNRunnable, SearchChatModel
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 
-from langchain_sal import BestOfNRunnable, SearchChatModel
 from sal_plugins.embedded import serve_embedded_model
 from sal_plugins.verifiers import ArithmeticVerifier
 

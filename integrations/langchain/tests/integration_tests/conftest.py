@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 from langchain_openai import ChatOpenAI
-
 from sal_plugins.embedded import serve_embedded_model
 
 MAX_TOKENS = 32

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import sal_plugins as sal
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
@@ -15,10 +16,9 @@ from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langchain_core.tracers.schemas import Run
 from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
-
-import sal_plugins as sal
-from langchain_sal import BeamSearchRunnable, BestOfNRunnable, LangChainSolver, SearchChatModel
 from sal_plugins.solvers.base import GenerationRequest
+
+from langchain_sal import BeamSearchRunnable, BestOfNRunnable, LangChainSolver, SearchChatModel
 from tests.integration_tests.conftest import MAX_TOKENS
 
 pytestmark = pytest.mark.model

@@ -13,10 +13,10 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langchain_core.tracers.schemas import Run
 from langgraph.graph import END, START, MessagesState, StateGraph
-
-from langchain_sal import LangChainSolver, SearchChatModel
 from sal_plugins.errors import ConfigError
 from sal_plugins.solvers.scripted import ScriptedSolver
+
+from langchain_sal import LangChainSolver, SearchChatModel
 from tests.unit_tests.fakes import SOLUTIONS, RecordingChatModel
 
 PROBLEM = "What is 2 + 2?"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any, TypedDict
 
 import pytest
+import sal_plugins as sal
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -16,8 +17,11 @@ from langchain_core.runnables import ConfigurableField, RunnableLambda
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langchain_core.tracers.schemas import Run
 from langgraph.graph import END, START, MessagesState, StateGraph
+from sal_plugins.errors import ConfigError, InputError
+from sal_plugins.solvers.base import Generation, GenerationRequest, SolverResponse
+from sal_plugins.solvers.scripted import ScriptedSolver
+from sal_plugins.verifiers.scripted import ScriptedVerifier
 
-import sal_plugins as sal
 from langchain_sal import (
     BeamSearchRunnable,
     BestOfNRunnable,
@@ -25,10 +29,6 @@ from langchain_sal import (
     LangChainSolver,
     SelfRevisionRunnable,
 )
-from sal_plugins.errors import ConfigError, InputError
-from sal_plugins.solvers.base import Generation, GenerationRequest, SolverResponse
-from sal_plugins.solvers.scripted import ScriptedSolver
-from sal_plugins.verifiers.scripted import ScriptedVerifier
 from tests.unit_tests.fakes import SOLUTIONS, RecordingChatModel
 
 PROBLEM = "What is 2 + 2?"

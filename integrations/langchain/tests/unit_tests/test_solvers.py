@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import sal_plugins as sal
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langchain_openai import ChatOpenAI
-
-import sal_plugins as sal
-from langchain_sal import LangChainSolver
-from langchain_sal.solvers import stop_kind
 from sal_plugins.errors import ConfigError, SolverError, TransientError
 from sal_plugins.solvers.base import GenerationRequest
 from sal_plugins.solvers.prompts import INSTRUCTED_CONTINUATION
+
+from langchain_sal import LangChainSolver
+from langchain_sal.solvers import stop_kind
 from tests.unit_tests.fakes import (
     SOLUTIONS,
     HTTPStatusFault,
