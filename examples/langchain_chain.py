@@ -43,7 +43,15 @@ async def main() -> None:
     args = parser.parse_args()
 
     with server(args.base_url) as base_url:
-        llm = ChatOpenAI(base_url=base_url, api_key=args.api_key, model=args.model, timeout=600)
+        llm = ChatOpenAI(
+            base_url=base_url,
+            api_key=args.api_key,
+            model=args.model,
+            timeout=600,
+            # llama-cpp-python's server reads the token cap only as max_tokens, which ChatOpenAI
+            # sends as max_completion_tokens: pass it in the body as well.
+            extra_body=None if args.base_url else {"max_tokens": 64},
+        )
         search = BeamSearchRunnable(
             solver=llm,
             verifier=ArithmeticVerifier(),

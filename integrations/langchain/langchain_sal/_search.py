@@ -145,18 +145,18 @@ def adapt_verifier(verifier: Any) -> Any:
     return JudgeVerifier(solver=LangChainSolver(verifier, tags=JUDGE_TAGS))
 
 
-def _rebind(value: Any, config: RunnableConfig, depth: int = 0) -> Any:
+def _rebind(value: Any, config: RunnableConfig, blocking: bool, depth: int = 0) -> Any:
     """``value`` with every :class:`LangChainSolver` inside it bound to ``config``.
 
     Looks through the attributes of verifiers (a judge's ``solver``, the members of an ensemble
     or a cascade) a few levels deep and copies only what changes; the original is left alone.
     """
     if isinstance(value, LangChainSolver):
-        return value.with_config(config)
+        return value.with_config(config, blocking=blocking)
     if depth > 3 or value is None or isinstance(value, _OPAQUE):
         return value
     if isinstance(value, list | tuple):
-        items = [_rebind(item, config, depth + 1) for item in value]
+        items = [_rebind(item, config, blocking, depth + 1) for item in value]
         changed = any(a is not b for a, b in zip(items, value, strict=True))
         return type(value)(items) if changed else value
     if isinstance(value, BaseModel):
@@ -165,7 +165,7 @@ def _rebind(value: Any, config: RunnableConfig, depth: int = 0) -> Any:
         attributes = dict(getattr(value, "__dict__", {}))
     update = {}
     for name, item in attributes.items():
-        rebound = _rebind(item, config, depth + 1)
+        rebound = _rebind(item, config, blocking, depth + 1)
         if rebound is not item:
             update[name] = rebound
     if not update:
@@ -178,12 +178,16 @@ def _rebind(value: Any, config: RunnableConfig, depth: int = 0) -> Any:
 
 
 def bind_to_run(
-    strategy: SearchStrategy, config: RunnableConfig, problem: Problem
+    strategy: SearchStrategy, config: RunnableConfig, problem: Problem, *, blocking: bool
 ) -> SearchStrategy:
-    """A copy of ``strategy`` whose model calls are children of the run ``config`` belongs to."""
+    """A copy of ``strategy`` whose model calls are children of the run ``config`` belongs to.
+
+    ``blocking`` is set on the sync paths: chat models are then called through their sync API
+    on worker threads (see :attr:`LangChainSolver.blocking`).
+    """
     update: dict[str, Any] = {
-        "solver": _rebind(strategy.solver, config),
-        "verifier": _rebind(strategy.verifier, config),
+        "solver": _rebind(strategy.solver, config, blocking),
+        "verifier": _rebind(strategy.verifier, config, blocking),
     }
     if problem.system_prompt is not None:
         update["system_prompt"] = problem.system_prompt
@@ -199,7 +203,7 @@ def strategy_settings(strategy_class: type[SearchStrategy]) -> list[str]:
 
 
 async def run_search(
-    strategy: SearchStrategy, problem: Problem, config: RunnableConfig
+    strategy: SearchStrategy, problem: Problem, config: RunnableConfig, *, blocking: bool = False
 ) -> SearchResult:
     """Run ``strategy`` as part of the run ``config`` belongs to.
 
@@ -207,7 +211,7 @@ async def run_search(
     LangChain custom event named ``"sal." + event.kind`` with the sal event as its data (seen by
     ``astream_events`` and by callback handlers' ``on_custom_event``).
     """
-    bound = bind_to_run(strategy, config, problem)
+    bound = bind_to_run(strategy, config, problem, blocking=blocking)
     result: SearchResult | None = None
     async for event in bound.astream(problem.text):
         await _dispatch(event, config)

@@ -154,7 +154,9 @@ class SearchChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         callbacks = _children_of(run_manager) if run_manager else None
-        result: ChatResult = run_sync(lambda: self._search(messages, stop, callbacks, kwargs))
+        result: ChatResult = run_sync(
+            lambda: self._search(messages, stop, callbacks, kwargs, blocking=True)
+        )
         return result
 
     async def _agenerate(
@@ -165,7 +167,7 @@ class SearchChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         callbacks = _children_of(run_manager) if run_manager else None
-        return await self._search(messages, stop, callbacks, kwargs)
+        return await self._search(messages, stop, callbacks, kwargs, blocking=False)
 
     async def _search(
         self,
@@ -173,13 +175,15 @@ class SearchChatModel(BaseChatModel):
         stop: list[str] | None,
         callbacks: BaseCallbackManager | None,
         overrides: dict[str, Any],
+        *,
+        blocking: bool,
     ) -> ChatResult:
         settings = {
             k: v for k, v in overrides.items() if k in strategy_settings(type(self._strategy))
         }
         strategy = self._build(settings) if settings else self._strategy
         config: RunnableConfig = {"callbacks": callbacks} if callbacks is not None else {}
-        result = await run_search(strategy, parse_input(messages), config)
+        result = await run_search(strategy, parse_input(messages), config, blocking=blocking)
         message = search_message(result)
         if stop:
             text = message.text

@@ -110,16 +110,16 @@ class SearchRunnable(RunnableSerializable[Any, Any]):
         self, input: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> Any:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return run_sync(lambda: self._search(input, child))
+        return run_sync(lambda: self._search(input, child, blocking=True))
 
     async def _ainvoke(
         self, input: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> Any:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return await self._search(input, child)
+        return await self._search(input, child, blocking=False)
 
-    async def _search(self, input: Any, config: RunnableConfig) -> Any:
-        result = await run_search(self._strategy, parse_input(input), config)
+    async def _search(self, input: Any, config: RunnableConfig, *, blocking: bool) -> Any:
+        result = await run_search(self._strategy, parse_input(input), config, blocking=blocking)
         return shape_output(result, self.output)
 
 

@@ -189,6 +189,9 @@ class LangChainSolver:
             LangChain run the search executes in, if any.
         tags: tags added to every call (by default :data:`CANDIDATE_TAGS`).
         disable_sdk_retries: switch off the model's SDK retries (the search driver retries).
+        blocking: make the model's sync calls (``generate``) on worker threads instead of its
+            async ones; the sync ``invoke``/``batch`` of the integrations use it, so a model's
+            async HTTP client is never shared between the event loops those calls run on.
     """
 
     chat_model: BaseChatModel
@@ -197,6 +200,7 @@ class LangChainSolver:
     config: RunnableConfig | None = None
     tags: tuple[str, ...] = CANDIDATE_TAGS
     disable_sdk_retries: bool = True
+    blocking: bool = False
     _capabilities: _Capabilities = field(default_factory=_Capabilities, repr=False)
 
     def __post_init__(self) -> None:
@@ -219,9 +223,21 @@ class LangChainSolver:
 
     # --- configuration ------------------------------------------------------------------------
 
-    def with_config(self, config: RunnableConfig | None) -> LangChainSolver:
-        """A copy whose calls carry ``config``'s callbacks (they become that run's children)."""
-        return replace(self, config=config, disable_sdk_retries=False)
+    def with_config(
+        self, config: RunnableConfig | None, *, blocking: bool | None = None
+    ) -> LangChainSolver:
+        """A copy whose calls carry ``config``'s callbacks (they become that run's children).
+
+        Args:
+            config: the run config to attach.
+            blocking: override :attr:`blocking` (``None`` keeps it).
+        """
+        return replace(
+            self,
+            config=config,
+            disable_sdk_retries=False,
+            blocking=self.blocking if blocking is None else blocking,
+        )
 
     @property
     def continuation_mode(self) -> ContinuationMode:
@@ -308,15 +324,18 @@ class LangChainSolver:
     ) -> tuple[list[Generation], tuple[int, int]]:
         config = ensure_config(self.config)
         stop = list(request.stop) or None
+        arguments: dict[str, Any] = {
+            "stop": stop,
+            "callbacks": config.get("callbacks"),
+            "tags": list(self.tags),
+            "metadata": {"sal_request_n": n},
+            **self._call_kwargs(request, n, seed),
+        }
         try:
-            result = await self.chat_model.agenerate(
-                [messages],
-                stop=stop,
-                callbacks=config.get("callbacks"),
-                tags=list(self.tags),
-                metadata={"sal_request_n": n},
-                **self._call_kwargs(request, n, seed),
-            )
+            if self.blocking:
+                result = await asyncio.to_thread(self.chat_model.generate, [messages], **arguments)
+            else:
+                result = await self.chat_model.agenerate([messages], **arguments)
         except Exception as error:
             raise translate_error(error, self.model_name) from error
         chat_generations = [g for g in result.generations[0] if isinstance(g, ChatGeneration)]

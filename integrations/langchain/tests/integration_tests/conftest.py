@@ -24,11 +24,16 @@ def llama_server_url() -> Iterator[str]:
 
 @pytest.fixture
 def chat_model(llama_server_url: str) -> ChatOpenAI:
-    """ChatOpenAI pointed at the loopback server (generous timeout: the CPU may be shared)."""
+    """ChatOpenAI pointed at the loopback server (generous timeout: the CPU may be shared).
+
+    ChatOpenAI sends the token cap as ``max_completion_tokens``, which llama-cpp-python's server
+    ignores, so the cap also goes in ``extra_body`` as ``max_tokens``.
+    """
     return ChatOpenAI(
         base_url=llama_server_url,
         api_key="x",
         model="smollm2",
         max_tokens=MAX_TOKENS,
+        extra_body={"max_tokens": MAX_TOKENS},
         timeout=600,
     )

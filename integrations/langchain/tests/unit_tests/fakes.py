@@ -30,6 +30,7 @@ class RecordingChatModel(BaseChatModel):
     errors: list[BaseException] = Field(default_factory=list)
     calls: list[dict[str, Any]] = Field(default_factory=list)
     served: int = 0
+    sync_calls: int = 0
 
     @property
     def _llm_type(self) -> str:
@@ -70,6 +71,7 @@ class RecordingChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        self.sync_calls += 1
         return self._result(messages, stop, kwargs)
 
     async def _agenerate(

@@ -404,3 +404,17 @@ def test_a_chat_model_verifier_judges_and_its_calls_nest_too() -> None:
     assert (len(judged), len(written)) == (2, 2)
     assert {run.parent_run_id for run in judged + written} == {root.id}
     assert "Score: N/10" in judge.calls[0]["messages"][-1].content
+
+
+def test_sync_invoke_calls_the_chat_model_through_its_sync_api() -> None:
+    # Each sync invoke runs the search on a fresh event loop; calling the model's sync API keeps
+    # its async HTTP client from being shared between those loops.
+    model = RecordingChatModel(responses=SOLUTIONS)
+    BestOfNRunnable(solver=model, n=2, selection="majority").invoke(PROBLEM)
+    assert model.sync_calls == len(model.calls) == 2
+
+
+async def test_async_invoke_calls_the_chat_model_through_its_async_api() -> None:
+    model = RecordingChatModel(responses=SOLUTIONS)
+    await BestOfNRunnable(solver=model, n=2, selection="majority").ainvoke(PROBLEM)
+    assert (model.sync_calls, len(model.calls)) == (0, 2)
