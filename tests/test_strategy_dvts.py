@@ -53,6 +53,7 @@ def dvts(**kw: object) -> DVTS:
         "n": 8,
         "beam_width": 2,
         "max_steps": 5,
+        "lookahead": 0,
         **kw,
     }
     return DVTS(**settings)  # type: ignore[arg-type]
@@ -140,3 +141,4 @@ def test_configuration_is_checked() -> None:
     with pytest.raises(ConfigError, match="selection"):
         dvts(selection="best")
     assert dvts(n=16, beam_width=4).subtrees == 4
+    assert DVTS(solver=ScriptedSolver(["x"]), verifier=lambda p, s: 0.5).lookahead == 1

@@ -46,8 +46,10 @@ class DVTS(SearchStrategy):
         n: samples per round in all (search-and-learn's ``n``); ``n // beam_width`` subtrees.
         beam_width: candidate steps per subtree and round (``M``); ``n`` must be a multiple.
         max_steps: rounds before the search stops; the last one generates to the end.
-        lookahead: greedy steps rolled out past each candidate before scoring it (0: off); see
-            :func:`~sal_plugins.strategies.beam_search.score_with_lookahead`.
+        lookahead: greedy steps rolled out past each candidate before scoring it; see
+            :func:`~sal_plugins.strategies.beam_search.score_with_lookahead`. The default, 1, is
+            search-and-learn's (its published DVTS results use it); 0 turns it off and halves
+            the generation requests of each round.
         selection: how the final answer is picked among the finished candidates: ``"weighted"``
             (default), ``"majority"`` or ``"naive"``, as in
             :class:`~sal_plugins.strategies.best_of_n.BestOfN`.
@@ -64,7 +66,7 @@ class DVTS(SearchStrategy):
     n: int = Field(default=16, gt=0)
     beam_width: int = Field(default=4, gt=0)
     max_steps: int = Field(default=40, gt=0)
-    lookahead: int = Field(default=0, ge=0)
+    lookahead: int = Field(default=1, ge=0)
     selection: Selection = "weighted"
 
     @model_validator(mode="after")
