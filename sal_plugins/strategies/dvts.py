@@ -11,7 +11,8 @@ Cost, with N = ``n``, M = ``beam_width``, k = ``lookahead`` and S = ``max_steps`
 at most N / M generation requests of M continuations (N calls on a solver that fans ``n`` out), up
 to k rounds of one greedy request per open candidate (k * N calls) when look-ahead is on, and one
 verifier call. At most S rounds: at most S * (N / M + k * N) generation requests and S verifier
-calls; subtrees that finish early stop costing anything.
+calls; subtrees that finish early stop costing anything. k defaults to 1, as in
+search-and-learn; with k = 0 a round is N / M generation requests and one verifier call.
 
 Differences from search-and-learn, on purpose: only finished candidates are returned
 (search-and-learn returns every subtree's last candidates, finished or not); candidates cut by
