@@ -1,0 +1,103 @@
+"""Every entry point against a real server: OpenAILike -> llama_cpp.server (SmolLM2-135M).
+
+The model is tiny, so these tests check the plumbing (requests reach the server, responses come
+back parsed, usage is counted, progress streams), not the answers' correctness.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import MAX_TOKENS
+from llama_index.core.base.response.schema import Response
+from llama_index.llms.openai_like import OpenAILike
+from sal_plugins.errors import TransientError
+from sal_plugins.results import SearchResult
+from sal_plugins.solvers import GenerationRequest
+
+from llama_index_sal import (
+    BestOfNWorkflow,
+    LlamaIndexSolver,
+    SearchLLM,
+    SearchProgressEvent,
+    SearchQueryEngine,
+)
+
+pytestmark = pytest.mark.model
+
+PROBLEM = "What is 3 + 4?"
+
+
+def shortest_is_best(problem: str, steps: list[str]) -> float:
+    """A stand-in outcome verifier: prefers short solutions (deterministic, no model)."""
+    return 1.0 / (1 + len(" ".join(steps)))
+
+
+async def test_solver_samples_concurrently_with_logprobs_and_usage(llm: OpenAILike) -> None:
+    solver = LlamaIndexSolver(llm=llm)
+    request = GenerationRequest(
+        problem=PROBLEM,
+        n=2,
+        stop=("\n\n",),
+        temperature=0.8,
+        max_tokens=16,
+        seed=3,
+        system_prompt="Solve step by step.",
+        logprobs=True,
+        top_logprobs=2,
+    )
+
+    response = await solver.generate(request)
+
+    assert len(response.generations) == 2
+    assert response.requests == 2
+    assert response.prompt_tokens > 0 and response.completion_tokens > 0
+    for generation in response.generations:
+        assert "\n\n" not in generation.text
+        assert generation.stop_kind in ("unknown", "length", "delimiter", "end")
+        assert generation.token_logprobs, "llama_cpp.server returns chat logprobs"
+        assert all(value <= 0.0 for value in generation.token_logprobs)
+
+
+async def test_workflow_streams_progress_and_returns_the_result(llm: OpenAILike) -> None:
+    workflow = BestOfNWorkflow(
+        solver=llm,
+        verifier=shortest_is_best,
+        n=2,
+        selection="naive",
+        max_tokens=MAX_TOKENS,
+        seed=0,
+    )
+
+    handler = workflow.run(problem=PROBLEM)
+    progress = [e async for e in handler.stream_events() if isinstance(e, SearchProgressEvent)]
+    result = await handler
+
+    assert isinstance(result, SearchResult)
+    assert len(result.completions) == 2 and result.text
+    assert result.usage.completion_tokens > 0
+    kinds = [e.kind for e in progress]
+    assert kinds[0] == "search_started" and kinds[-1] == "search_finished"
+    assert "candidates_generated" in kinds and "candidates_scored" in kinds
+
+
+async def test_query_engine_and_search_llm_answer_through_the_server(llm: OpenAILike) -> None:
+    settings = {"solver": llm, "n": 1, "max_tokens": MAX_TOKENS, "seed": 0}
+    engine = SearchQueryEngine("best_of_n", selection="majority", **settings)
+    search_llm = SearchLLM("best_of_n", selection="majority", **settings)
+
+    response = await engine.aquery(PROBLEM)
+    completion = await search_llm.acomplete(PROBLEM)
+
+    assert isinstance(response, Response) and response.response
+    assert (response.metadata or {})["usage"]["generation_calls"] == 1
+    assert completion.text
+    assert isinstance(completion.raw, SearchResult)
+
+
+async def test_an_unreachable_server_is_a_transient_fault(llama_server_url: str) -> None:
+    dead = OpenAILike(
+        api_base="http://127.0.0.1:9/v1", api_key="x", model="smollm2", is_chat_model=True
+    )
+
+    with pytest.raises(TransientError, match="OpenAILike"):
+        await LlamaIndexSolver(llm=dead).generate(GenerationRequest(problem=PROBLEM, max_tokens=4))
