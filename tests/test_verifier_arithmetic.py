@@ -33,13 +33,18 @@ from sal_plugins.verifiers.arithmetic import find_equations, problem_value
         ("100 − 1 = 99", [True]),
         ("8 / 0 = 0", [False]),
         ("x = 2 + 3 = 5", [True]),
-        # Not judged: algebra, brackets, powers, comparisons, dates, expression on the right.
+        # Not judged: algebra, brackets, powers, comparisons, dates.
         ("2x + 3 = 7", []),
         ("(2 + 3) * 4 = 21", []),
         ("2^3 + 1 = 9", []),
         ("5 == 5, a <= 3", []),
         ("2023-11-27 = today", []),
-        ("12 + 5 = 17 - 2", []),
+        ("12 + 5 = 17 - 2", []),  # a running total: not wrong
+        # An expression on the right is evaluated too.
+        ("23 + 48 = 100 + 128 = 222", [False, False]),
+        ("6 * 2 = 10 + 2", [True]),
+        ("6 * 2 = 10 + 3", [False]),
+        ("5 + 5 = 2 * (3 + 2)", []),
     ],
 )
 def test_find_equations(text: str, verdicts: list[bool]) -> None:

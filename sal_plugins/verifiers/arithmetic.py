@@ -25,6 +25,7 @@ _START = r"(?<![\w.,)\]}^$/*+\-×÷·−])"
 _LEFT = re.compile(rf"{_START}(?P<chain>{_CHAIN})\s*\$?\s*$")
 _ANY_CHAIN = re.compile(rf"{_START}(?P<chain>{_CHAIN})(?!\w|\.\d|\s*[=(^])")
 _RIGHT = re.compile(rf"^\s*\$?\s*(?P<value>-?{_NUM})")
+_RIGHT_CHAIN = re.compile(rf"^\s*\$?\s*(?P<chain>{_CHAIN})(?!\w|\.\d|\s*[(^])")
 _RIGHT_IS_EXPRESSION = re.compile(rf"^\s*{_UNIT}\s*{_OP}\s*\$?\s*[\d.(]")
 _ANSWER = re.compile(rf"\$?\s*(?P<value>-?{_NUM}){_UNIT}\s*\.?\s*\$?")
 _TOKEN = re.compile(rf"(?P<num>{_NUM})|(?P<op>{_OP})")
@@ -115,8 +116,10 @@ def find_equations(text: str, *, rounding: bool = True) -> list[Equation]:
     """Every ``a op b (op c ...) = c`` in ``text``, checked exactly.
 
     Numbers may carry ``$``, thousands separators, decimals, ``%`` and a unit word; operators are
-    ``+ - * / x × ÷ ·`` and LaTeX ``\\times \\div \\cdot``. Parenthesised expressions, powers and
-    equations whose right side is itself an expression are skipped, not judged.
+    ``+ - * / x × ÷ ·`` and LaTeX ``\\times \\div \\cdot``. When the right side is itself an
+    expression both sides are evaluated, except for running totals (``2 + 3 = 5 + 4 = 9``, whose
+    right side starts with the left side's value), which are skipped. Parenthesised expressions,
+    powers and algebra are skipped, not judged.
 
     Args:
         text: the text to scan.
@@ -132,14 +135,36 @@ def find_equations(text: str, *, rounding: bool = True) -> list[Equation]:
         right = _RIGHT.match(text[position + 1 :])
         if left is None or right is None:
             continue
-        rest = text[position + 1 + right.end() :]
-        if _RIGHT_IS_EXPRESSION.match(rest) or rest[:1].isdigit():
-            continue
         chain, written = left.group("chain").strip(), right.group("value").strip()
         value = evaluate(chain)
+        rest = text[position + 1 + right.end() :]
+        if _RIGHT_IS_EXPRESSION.match(rest) or rest[:1].isdigit():
+            judged = _expression_equation(chain, value, text[position + 1 :], rounding)
+            if judged is not None:
+                equations.append(judged)
+            continue
         correct = value is not None and _matches(value, written, rounding)
         equations.append(Equation(chain, written, value, correct))
     return equations
+
+
+def _expression_equation(
+    chain: str, value: Fraction | None, after: str, rounding: bool
+) -> Equation | None:
+    """Judge ``a op b = c op d``; ``None`` when it cannot be read or is a running total.
+
+    ``2 + 3 = 5 + 4 = 9`` is sloppy but not wrong: the right side starts with the left side's
+    value (a running total), so it is skipped. ``23 + 48 = 100 + 128`` is wrong.
+    """
+    right = _RIGHT_CHAIN.match(after)
+    if right is None or value is None:
+        return None
+    expression = right.group("chain").strip()
+    first = _RIGHT.match(expression)
+    if first is not None and _matches(value, first.group("value"), rounding):
+        return None  # a running total
+    total = evaluate(expression)
+    return Equation(chain, expression, value, total is not None and total == value)
 
 
 def problem_value(problem: str) -> Fraction | None:
