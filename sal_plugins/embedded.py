@@ -159,7 +159,7 @@ def serve_embedded_model(
         n_ctx: context window of the served model.
         startup_timeout: seconds to wait for the server to answer.
         model_path: a GGUF to serve instead of the bundled SmolLM2.
-        n_threads: CPU threads for generation (default: all cores).
+        n_threads: CPU threads for generation (default: the server's, half the logical cores).
         extra_args: more ``llama_cpp.server`` flags, e.g. ``("--chat_format", "chatml")``.
 
     Yields:
@@ -175,7 +175,7 @@ def serve_embedded_model(
     gguf = Path(model_path) if model_path is not None else default_model_path()
     if not gguf.is_file():
         raise EmbeddedServerError(f"no model file at {gguf}")
-    threads = n_threads or os.cpu_count() or 1
+    threads = ("--n_threads", str(n_threads)) if n_threads else ()
     attempts = 3 if port is None else 1
     deadline = time.monotonic() + startup_timeout
     for attempt in range(1, attempts + 1):
@@ -183,7 +183,7 @@ def serve_embedded_model(
         command = [
             sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
             "--host", host, "--port", str(chosen), "--n_ctx", str(n_ctx),
-            "--n_threads", str(threads), *extra_args,
+            *threads, *extra_args,
         ]  # fmt: skip
         with tempfile.TemporaryFile() as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

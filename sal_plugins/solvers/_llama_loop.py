@@ -14,7 +14,7 @@ from typing import Any
 
 from sal_plugins.solvers.base import Generation, StopKind
 
-__all__ = ["Cancelled", "Sampling", "continue_tokens", "render_template"]
+__all__ = ["Cancelled", "Sampling", "continue_tokens", "prepare_prompt", "render_template"]
 
 
 class Cancelled(Exception):
@@ -67,6 +67,24 @@ class _LogprobRecorder:
                     for i in best[np.argsort(-logprobs[best])]
                 }
             )
+
+
+def prepare_prompt(llm: Any, prompt: list[int], cached_head: list[int] | None) -> list[int]:
+    """Evaluate all but the last prompt token, unless exactly that is cached; return it.
+
+    Floating-point results of llama.cpp depend on how tokens are batched, so a prefix evaluated
+    as part of another prompt can shift the logits slightly and change a seeded sample. Every
+    prompt is therefore evaluated the same way: its head as one batch (reused only by requests
+    with the very same head, such as the ``n`` continuations of one request), then the last token
+    alone (``Llama.generate`` re-evaluates it from the cached head).
+    """
+    head = prompt[:-1]
+    if head == cached_head and llm.n_tokens >= len(head):
+        return head
+    llm.reset()
+    if head:
+        llm.eval(head)
+    return head
 
 
 def continue_tokens(

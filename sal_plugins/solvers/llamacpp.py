@@ -14,6 +14,7 @@ from sal_plugins.errors import ConfigError, MissingDependencyError, SolverError
 from sal_plugins.solvers._llama_loop import (
     Sampling,
     continue_tokens,
+    prepare_prompt,
     render_template,
 )
 from sal_plugins.solvers.base import Generation, GenerationRequest, SolverResponse, seeds_for
@@ -54,16 +55,19 @@ class LlamaCppSolver:
         result = search.run("What is 23 + 48?")            # or: await search.arun(...)
 
     The partial solution is continued as raw text over the chat template (the GGUF's own
-    template when it has one, else ChatML), exactly as the model would have written it, so
-    successive steps share a prompt prefix and llama.cpp reuses its KV cache. Each continuation
-    ``i`` is sampled with seed ``seed + i``: the same request gives the same text. The stop kind is
-    exact (``"end"`` for an end-of-generation token, ``"delimiter"`` for a stop string, ``"length"``).
+    template when it has one, else ChatML), exactly as the model would have written it. The
+    prompt is evaluated once per request and shared by its ``n`` continuations; continuation ``i``
+    is sampled with seed ``seed + i``, and the same request gives the same text whatever ran
+    before it (a prompt prefix evaluated inside another prompt is not reused, because llama.cpp's
+    floating-point results depend on batching). The stop kind is exact: ``"end"`` for an
+    end-of-generation token, ``"delimiter"`` for a stop string, ``"length"`` for ``max_tokens``.
     Log-probabilities are recorded when the request asks for them.
 
     Args:
         model_path: a GGUF file; ``None`` for the bundled SmolLM2-135M-Instruct.
         n_ctx: context window in tokens (prompt plus continuation).
-        n_threads: CPU threads (default: all cores).
+        n_threads: CPU threads (default: llama.cpp's, half the logical cores; more threads than
+            free cores slows llama.cpp down sharply).
         chat_template: renders messages to the raw prompt
             (``template(messages, continue_final_message) -> str``); default: the GGUF's template,
             else ChatML.
@@ -107,12 +111,13 @@ class LlamaCppSolver:
             raise ConfigError("LlamaCppSolver: chat_template must be callable(messages, continue)")
         self.model_path = path
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_threads = n_threads
         self.sampling = sampling or Sampling()
         self.verbose = verbose
         self.pricing = None
         self._template = chat_template
         self._llm: Any = None
+        self._head: list[int] | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -176,6 +181,11 @@ class LlamaCppSolver:
                     f"the prompt has {len(prompt)} tokens, more than n_ctx={self.n_ctx} allows; "
                     "create the LlamaCppSolver with a larger n_ctx"
                 )
+            cached, self._head = self._head, None  # unknown if the evaluation fails half-way
+            try:
+                self._head = prepare_prompt(llm, prompt, cached)
+            except (RuntimeError, ValueError) as error:
+                raise SolverError(f"llama.cpp failed: {error}") from error
             generations: list[Generation] = []
             completion_tokens = 0
             for seed in seeds_for(request):
