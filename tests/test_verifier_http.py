@@ -138,3 +138,25 @@ async def test_real_loopback_request(
     rows = await verifier.score("p", [Trajectory(("a",)), Trajectory(("b",))])
     assert [r.step_scores for r in rows] == [(0.75,), (0.75,)]
     assert seen[0]["path"] == "/pooling" and seen[0]["auth"] == "Bearer k"
+
+
+def test_driver_retries_a_rate_limited_verifier() -> None:
+    """The verifier raises TransientError on 429; the search driver retries, the search goes on."""
+    import sal_plugins as sal
+    from sal_plugins.solvers import ScriptedSolver
+
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return httpx.Response(429, headers={"Retry-After": "0"}, text="rate limited")
+        count = len(json.loads(request.content)["input"])
+        data = [{"index": i, "object": "pooling", "data": [[0.3, 0.7]]} for i in range(count)]
+        return httpx.Response(200, json={"object": "list", "data": data})
+
+    solver = ScriptedSolver(["The answer is $\\boxed{4}$."])
+    search = sal.BestOfN(solver=solver, verifier=prm_answering(handler), n=2, seed=0)
+    result = search.run("What is 2 + 2?")
+    assert calls["n"] == 2 and not result.failures
+    assert result.usage.retries == 1 and result.best.score == 0.7

@@ -31,6 +31,8 @@ class TEIReward(SequenceRewardModel):
 
     Args:
         base_url: the TEI server root, e.g. ``http://localhost:8080``.
+        model: the served model's name, for your records (a TEI server serves one model, and
+            ``/predict`` takes no model field).
         api_key: sent as a Bearer token (TEI's ``--api-key``).
         label: the label whose score is used; ``None`` accepts only one-label models.
         input_format: ``"pair"`` or ``"text"`` (see above).
@@ -54,6 +56,7 @@ class TEIReward(SequenceRewardModel):
         self,
         *,
         base_url: str,
+        model: str | None = None,
         api_key: str | None = None,
         label: str | None = None,
         input_format: Literal["pair", "text"] = "pair",
@@ -82,6 +85,7 @@ class TEIReward(SequenceRewardModel):
             name=name,
             bounded=not raw_scores,
         )
+        self.model = model
         self.label = label
         self.input_format = input_format
         self.raw_scores = raw_scores
