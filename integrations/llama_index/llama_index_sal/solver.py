@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.base.llms.types import (
@@ -14,6 +14,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponse,
     LogProb,
 )
+from openai import AsyncOpenAI
 from sal_plugins.errors import ConfigError
 from sal_plugins.solvers._openai_wire import generation_from_choice
 from sal_plugins.solvers.base import (
@@ -34,7 +35,12 @@ from sal_plugins.solvers.prompts import (
 
 from llama_index_sal._errors import map_llm_error
 
-__all__ = ["DEFAULT_KWARG_NAMES", "LlamaIndexSolver"]
+__all__ = ["DEFAULT_KWARG_NAMES", "Continuation", "LlamaIndexSolver", "model_owners"]
+
+Continuation = ContinuationMode | Literal["auto"]
+"""A :data:`~sal_plugins.solvers.base.ContinuationMode`, or ``"auto"`` to pick one per server."""
+
+_VLLM_CONTINUE = {"continue_final_message": True, "add_generation_prompt": False}
 
 DEFAULT_KWARG_NAMES: Mapping[str, str] = {
     "temperature": "temperature",
@@ -97,10 +103,17 @@ class LlamaIndexSolver:
 
     Args:
         llm: any LlamaIndex LLM.
-        continuation: how a partial solution is continued: ``"instructed"`` (default; the steps
-            so far go in the user turn, works with every chat model), ``"native"`` (the steps are
-            a final assistant message the LLM continues, e.g. assistant prefill) or
-            ``"completion"`` (``prompt_template`` renders the chat to raw text for ``acomplete``).
+        continuation: how a partial solution is continued:
+
+            * ``"instructed"``: the steps so far go in the user turn with an instruction to write
+              only what comes next; works with every chat model;
+            * ``"native"``: the steps are a final assistant message the LLM continues (assistant
+              prefill on Anthropic, Mistral, DeepSeek);
+            * ``"completion"``: ``prompt_template`` renders the chat to raw text for
+              ``acomplete`` (an ``OpenAILike(is_chat_model=False)`` on ``/v1/completions``);
+            * ``"auto"`` (default): for OpenAI-compatible LLMs (an ``api_base`` field) whose
+              server's ``/v1/models`` says ``owned_by: "vllm"``, ``"native"`` with vLLM's
+              ``continue_final_message``; otherwise ``"instructed"``. Asked once.
         prompt_template: renders messages to raw text in ``"completion"`` mode (ChatML default).
         instructed_template: the user turn of ``"instructed"`` mode.
         kwarg_names: overrides of :data:`DEFAULT_KWARG_NAMES` (``None`` drops a setting).
@@ -111,7 +124,7 @@ class LlamaIndexSolver:
     """
 
     llm: BaseLLM
-    continuation: ContinuationMode = "instructed"
+    continuation: Continuation = "auto"
     prompt_template: PromptTemplate = chatml
     instructed_template: str = INSTRUCTED_CONTINUATION
     kwarg_names: Mapping[str, str | None] = field(default_factory=dict)
@@ -125,8 +138,8 @@ class LlamaIndexSolver:
             raise ConfigError(
                 f"LlamaIndexSolver(llm=...) needs a LlamaIndex LLM, got {type(self.llm).__name__}"
             )
-        if self.continuation not in get_args(ContinuationMode):
-            modes = ", ".join(get_args(ContinuationMode))
+        if self.continuation not in (*get_args(ContinuationMode), "auto"):
+            modes = ", ".join((*get_args(ContinuationMode), "auto"))
             raise ConfigError(
                 f"LlamaIndexSolver: continuation={self.continuation!r} is not one of {modes}"
             )
@@ -140,6 +153,10 @@ class LlamaIndexSolver:
             raise ConfigError("LlamaIndexSolver: max_fanout_concurrency must be at least 1")
         if self.disable_llm_retries:
             self.llm = _without_retries(self.llm)
+        self._mode: ContinuationMode | None = (
+            None if self.continuation == "auto" else self.continuation
+        )
+        self._vllm = False
 
     @property
     def name(self) -> str:
@@ -148,9 +165,10 @@ class LlamaIndexSolver:
 
     async def generate(self, request: GenerationRequest) -> SolverResponse:
         """Return ``request.n`` continuations, from ``n`` concurrent LLM calls."""
+        mode = self._mode or await self._resolve_mode()
         # One semaphore per request: asyncio primitives must not outlive the loop they run on.
         limit = asyncio.Semaphore(self.max_fanout_concurrency)
-        calls = [self._sample(request, seed, limit) for seed in seeds_for(request)]
+        calls = [self._sample(request, mode, seed, limit) for seed in seeds_for(request)]
         samples = await _gather_or_cancel(calls)
         return SolverResponse(
             generations=[generation for generation, _, _ in samples],
@@ -161,21 +179,38 @@ class LlamaIndexSolver:
 
     # --- one call -----------------------------------------------------------------------------
 
+    async def _resolve_mode(self) -> ContinuationMode:
+        """``"auto"``: ``"native"`` on vLLM (asked once through ``/v1/models``), else instructed."""
+        api_base = getattr(self.llm, "api_base", None)
+        owners = (
+            await model_owners(api_base, getattr(self.llm, "api_key", None)) if api_base else set()
+        )
+        self._vllm = "vllm" in owners
+        self._mode = "native" if self._vllm else "instructed"
+        return self._mode
+
     async def _sample(
-        self, request: GenerationRequest, seed: int | None, limit: asyncio.Semaphore
+        self,
+        request: GenerationRequest,
+        mode: ContinuationMode,
+        seed: int | None,
+        limit: asyncio.Semaphore,
     ) -> tuple[Generation, int, int]:
         kwargs = self._call_kwargs(request, seed)
+        if self._vllm and mode == "native" and request.prefix_steps:
+            extra_body = {**kwargs.get("extra_body", {}), **_VLLM_CONTINUE}
+            kwargs["extra_body"] = extra_body
         async with limit:
             try:
                 response: ChatResponse | CompletionResponse
-                if self.continuation == "completion":
+                if mode == "completion":
                     prompt = completion_prompt(request, self.prompt_template)
                     response = await self.llm.acomplete(prompt, formatted=True, **kwargs)
                 else:
                     messages = [
                         ChatMessage(role=m["role"], content=m["content"])
                         for m in chat_messages(
-                            request, self.continuation, instructed_template=self.instructed_template
+                            request, mode, instructed_template=self.instructed_template
                         )
                     ]
                     response = await self.llm.achat(messages, **kwargs)
@@ -201,6 +236,18 @@ class LlamaIndexSolver:
                 kwargs[name] = value
         kwargs.update(self.extra_kwargs)
         return kwargs
+
+
+async def model_owners(api_base: str, api_key: str | None) -> set[str]:
+    """The ``owned_by`` values of an OpenAI-compatible server's ``/v1/models`` (empty on error)."""
+    client = AsyncOpenAI(base_url=api_base, api_key=api_key or "EMPTY", max_retries=0, timeout=30)
+    try:
+        models = await client.models.list()
+    except Exception:  # no /models route or no server: treat as "not vLLM"
+        return set()
+    finally:
+        await client.close()
+    return {str(m.owned_by) for m in models.data if getattr(m, "owned_by", None)}
 
 
 def _without_retries(llm: BaseLLM) -> BaseLLM:

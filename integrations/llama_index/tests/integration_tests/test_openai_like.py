@@ -21,6 +21,7 @@ from llama_index_sal import (
     SearchProgressEvent,
     SearchQueryEngine,
 )
+from llama_index_sal.solver import model_owners
 
 pytestmark = pytest.mark.model
 
@@ -92,6 +93,15 @@ async def test_query_engine_and_search_llm_answer_through_the_server(llm: OpenAI
     assert (response.metadata or {})["usage"]["generation_calls"] == 1
     assert completion.text
     assert isinstance(completion.raw, SearchResult)
+
+
+async def test_auto_continuation_asks_the_server_who_serves_the_model(
+    llama_server_url: str,
+) -> None:
+    owners = await model_owners(llama_server_url, "x")
+
+    assert owners and "vllm" not in owners  # llama_cpp.server answers /v1/models, and is not vLLM
+    assert await model_owners("http://127.0.0.1:9/v1", "x") == set()
 
 
 async def test_an_unreachable_server_is_a_transient_fault(llama_server_url: str) -> None:

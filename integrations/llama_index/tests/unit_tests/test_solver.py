@@ -311,3 +311,45 @@ async def test_mock_llm_works_as_a_solver() -> None:
     result = await search.arun(PROBLEM)
 
     assert result.text == "text text text"
+
+
+class ServedByVLLM(ScriptedLLM):
+    api_base: str = "http://vllm.invalid/v1"
+
+
+async def test_auto_continues_natively_on_vllm(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    async def owners(api_base: str, api_key: str | None) -> set[str]:
+        asked.append(api_base)
+        return {"vllm"}
+
+    monkeypatch.setattr("llama_index_sal.solver.model_owners", owners)
+    llm = ServedByVLLM(reply=lambda m, k: "Then 2 + 2 = 4.", api_base="http://vllm.invalid/v1")
+    solver = LlamaIndexSolver(llm=llm, extra_kwargs={"extra_body": {"top_k": 20}})
+
+    await solver.generate(REQUEST)
+    await solver.generate(GenerationRequest(problem=PROBLEM))
+
+    assert asked == ["http://vllm.invalid/v1"]  # asked once
+    (continued, continued_kwargs), (fresh, fresh_kwargs) = llm.calls
+    assert as_dicts(continued) == chat_messages(REQUEST, "native")
+    assert continued_kwargs["extra_body"] == {
+        "top_k": 20,
+        "continue_final_message": True,
+        "add_generation_prompt": False,
+    }
+    assert fresh[-1].role == MessageRole.USER
+    assert fresh_kwargs["extra_body"] == {"top_k": 20}
+
+
+async def test_auto_instructs_other_servers_and_llms(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def owners(api_base: str, api_key: str | None) -> set[str]:
+        return {"llamacpp"}
+
+    monkeypatch.setattr("llama_index_sal.solver.model_owners", owners)
+    for llm in (ServedByVLLM(reply=lambda m, k: "ok"), echo("ok")):
+        await LlamaIndexSolver(llm=llm).generate(REQUEST)
+        ((messages, kwargs),) = llm.calls
+        assert as_dicts(messages) == chat_messages(REQUEST, "instructed")
+        assert "extra_body" not in kwargs
