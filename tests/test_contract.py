@@ -7,6 +7,7 @@ strategy registered without an entry in ``CONTRACT`` fails every test here.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,6 +210,13 @@ def test_every_registered_strategy_has_a_contract_entry() -> None:
     assert set(CONTRACT) == set(STRATEGIES), (
         "add every strategy in STRATEGIES to CONTRACT (and nothing else)"
     )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_docstrings_state_the_cost(name: str) -> None:
+    cls = STRATEGIES[name]
+    text = (cls.__doc__ or "") + (sys.modules[cls.__module__].__doc__ or "")
+    assert "Cost" in text and "verifier call" in text, f"{cls.__name__} must document its cost"
 
 
 @pytest.mark.parametrize("name", NAMES)
