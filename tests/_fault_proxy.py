@@ -182,7 +182,7 @@ class FaultProxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         try:
             for _ in range(10_000):  # keep-alive: one request after another, bounded
                 request = await _read_request(reader)
@@ -193,11 +193,16 @@ class FaultProxy:
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             writer.close()
 
     async def _answer(
-        self, writer: asyncio.StreamWriter, method: str, path: str, headers: dict[str, str], body: bytes
+        self,
+        writer: asyncio.StreamWriter,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
     ) -> bool:
         """Answer one request; ``False`` when the connection must close."""
         try:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
@@ -117,7 +117,7 @@ def mock_solver(handler: Handler, **kwargs: Any) -> OpenAISolver:
     client = openai.AsyncOpenAI(
         base_url="http://vllm.test/v1",
         api_key="k",
-        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+        http_client=cast(Any, httpx2.AsyncClient(transport=httpx2.MockTransport(handler))),
     )
     return OpenAISolver(MODEL, client=client, **kwargs)
 
@@ -406,7 +406,7 @@ def test_search_end_to_end_over_real_http(llama_server: str, strategy: str) -> N
     else:
         search = sal.BestOfN(n=3, **common)
     result = search.run("What is 23 + 48?")
-    assert result.completions and result.best.text
+    assert result.completions and result.best is not None and result.best.text
     assert result.usage.generation_calls >= 3 and result.usage.completion_tokens > 0
     assert result.usage.failures == 0
     assert all(c.score is not None for c in result.completions)
