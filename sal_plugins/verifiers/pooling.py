@@ -131,10 +131,14 @@ class PoolingPRM:
                 *(self._pool(client, [texts[i] for i in chunk]) for chunk in chunks)
             )
             rows_per_input = [rows for answer in answers for rows in answer]
-            judgements = [
-                Judgement(await self._step_scores(client, index, texts[index], rows, len(t.steps)))
-                for index, (t, rows) in enumerate(zip(trajectories, rows_per_input, strict=True))
-            ]
+            pairs = enumerate(zip(trajectories, rows_per_input, strict=True))
+            scores = await asyncio.gather(
+                *(
+                    self._step_scores(client, index, texts[index], rows, len(t.steps))
+                    for index, (t, rows) in pairs
+                )
+            )
+        judgements = [Judgement(row) for row in scores]
         return check_scores(self, trajectories, judgements)
 
     async def _pool(self, client: httpx.AsyncClient, texts: list[str]) -> list[list[Any]]:
