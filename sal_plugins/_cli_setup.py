@@ -84,7 +84,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
         "--verifier",
         choices=("arithmetic", "none"),
         default=None,
-        help="scorer when no --prm-url is given (default: arithmetic, which checks a op b = c)",
+        help="scorer when no --prm-url is given (default: arithmetic, which checks every "
+        "a op b = c; a trajectory scores its worst step)",
     )
     group.add_argument("--solver-factory", help=argparse.SUPPRESS)
     group.add_argument("--verifier-factory", help=argparse.SUPPRESS)
@@ -263,6 +264,10 @@ def build_strategy(
         settings["seed"] = args.seed
     if args.max_calls is not None or args.deadline is not None:
         settings["budget"] = Budget(max_calls=args.max_calls, deadline_s=args.deadline)
+    if components.description.get("verifier") == "arithmetic" and settings.get("verifier"):
+        # Any wrong equation should sink a trajectory, wherever it is: with "last", a final
+        # "The answer is ..." step (nothing to check) would hide the slip before it.
+        settings["aggregation"] = "min"
     settings.update(_parse_options(args.options))
     try:
         return cls(**settings)

@@ -256,3 +256,15 @@ def _events(search: BestOfN) -> list[object]:
         return [event async for event in search.astream("What is 23 + 48?")]
 
     return asyncio.run(collect())
+
+
+def test_arithmetic_verifier_scores_a_trajectory_by_its_worst_step() -> None:
+    from sal_plugins._cli_setup import build_components, build_strategy
+
+    base = ["run", "q?", f"--solver-factory={__name__}:make_solver"]
+    args = cli.build_parser().parse_args(base)
+    strategy = build_strategy("best_of_n", 4, args, build_components(args))
+    assert type(strategy.verifier).__name__ == "ArithmeticVerifier"
+    assert strategy.aggregation == "min"
+    args = cli.build_parser().parse_args([*base, "--set", "aggregation=last"])
+    assert build_strategy("best_of_n", 4, args, build_components(args)).aggregation == "last"
