@@ -12,6 +12,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from _fault_proxy import (
+    Fault,
+    FaultProxy,
+    dropped,
+    hang,
+    rate_limited,
+    server_error,
+    truncated_json,
+)
 
 from sal_plugins.errors import ConfigError, TransientError, VerifierError
 from sal_plugins.verifiers import PoolingPRM, Trajectory
@@ -160,3 +169,43 @@ def test_driver_retries_a_rate_limited_verifier() -> None:
     result = search.run("What is 2 + 2?")
     assert calls["n"] == 2 and not result.failures
     assert result.usage.retries == 1 and result.best.score == 0.7
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (rate_limited("3"), "HTTP 429"),
+        (server_error(503), "HTTP 503"),
+        (truncated_json(), "invalid JSON"),
+        (dropped(), "connection failed"),
+        (hang(5.0), "timed out"),
+    ],
+)
+async def test_faults_over_real_loopback_are_transient(
+    loopback_pooling_server: tuple[str, list[dict[str, object]]], fault: Fault, message: str
+) -> None:
+    """The fault-injecting proxy in front of a real loopback server: every fault is retryable."""
+    base_url, _ = loopback_pooling_server
+    with FaultProxy(base_url, [fault]) as proxy_url:
+        verifier = PoolingPRM(model="m", base_url=proxy_url, timeout=1.0)
+        with pytest.raises(TransientError, match=message) as caught:
+            await verifier.score("p", [Trajectory(("a",))])
+        if fault.status == 429 and fault.kind == "status":
+            assert caught.value.retry_after == 3.0
+        rows = await verifier.score("p", [Trajectory(("a",))])  # the next request goes through
+        assert rows[0].step_scores == (0.75,)
+
+
+def test_search_survives_verifier_faults_over_real_loopback(
+    loopback_pooling_server: tuple[str, list[dict[str, object]]],
+) -> None:
+    import sal_plugins as sal
+    from sal_plugins.solvers import ScriptedSolver
+
+    base_url, _ = loopback_pooling_server
+    with FaultProxy(base_url, [server_error(500), rate_limited("0")]) as proxy_url:
+        verifier = PoolingPRM(model="m", base_url=proxy_url, timeout=5.0)
+        solver = ScriptedSolver(["The answer is $\\boxed{4}$."])
+        result = sal.BestOfN(solver=solver, verifier=verifier, n=2, seed=0).run("What is 2 + 2?")
+    assert not result.failures and result.usage.retries == 2
+    assert result.best.score == 0.75
