@@ -209,6 +209,19 @@ async def test_auto_continuation_is_native_on_vllm_and_instructed_elsewhere() ->
     assert (vllm.continuation, other.continuation) == ("native", "instructed")
 
 
+async def test_auto_continuation_does_not_hold_up_a_fresh_start() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/models"):
+            return httpx2.Response(503, json={"error": {"message": "models busy"}})
+        return httpx2.Response(200, json=vllm_chat_body(("x", "stop", None), ("y", "stop", None)))
+
+    solver = mock_solver(handler)
+    fresh = await solver.generate(GenerationRequest(problem="p", n=2))
+    assert len(fresh.generations) == 2 and solver.continuation == "auto"
+    with pytest.raises(TransientError, match="models busy"):  # a partial solution needs the answer
+        await solver.generate(STEP)
+
+
 async def test_fewer_choices_than_n_are_topped_up_with_consecutive_seeds_and_remembered() -> None:
     seen: list[dict[str, Any]] = []
 

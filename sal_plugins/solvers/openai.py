@@ -80,7 +80,8 @@ class OpenAISolver:
       instruction to write only what comes next. Works everywhere, at some cost in fidelity.
     * ``"auto"`` (default): ``"native"`` when the server's ``/v1/models`` says the models are
       served by vLLM (``owned_by == "vllm"``), else ``"instructed"``, since only vLLM is known to
-      honour ``continue_final_message`` and other servers silently ignore it. Asked once.
+      honour ``continue_final_message`` and other servers silently ignore it. Asked once, in the
+      background while the first (fresh-start) requests run.
 
     ``n`` is sent as is; when the server returns fewer choices (llama.cpp's server returns one),
     the rest are fetched by concurrent requests with seeds ``seed + i``, and the solver remembers
@@ -123,7 +124,7 @@ class OpenAISolver:
         timeout: float = 120.0,
         extra_body: Mapping[str, Any] | None = None,
         pricing: Pricing | None = None,
-        max_fanout_concurrency: int = 8,
+        max_fanout_concurrency: int = 32,
         honours_n: bool | None = None,
         client: AsyncOpenAI | None = None,
     ) -> None:
@@ -158,6 +159,7 @@ class OpenAISolver:
         self.max_fanout_concurrency = max_fanout_concurrency
         self._choices_per_request: int | None = 1 if honours_n is False else None
         self._injected = client.with_options(max_retries=0) if client is not None else None
+        self._probe_task: asyncio.Task[None] | None = None
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
             weakref.WeakKeyDictionary()
         )
@@ -186,7 +188,7 @@ class OpenAISolver:
             SolverError: the server rejected the request.
         """
         client = self._client()
-        mode = await self._resolve_mode(client)
+        mode = await self._resolve_mode(client, request)
         found: dict[int, Generation] = {}
         totals = [0, 0, 0]  # requests, prompt tokens, completion tokens
         if self._choices_per_request is None:
@@ -230,16 +232,35 @@ class OpenAISolver:
             self._clients[loop] = client
         return client
 
-    async def _resolve_mode(self, client: AsyncOpenAI) -> ContinuationMode:
+    async def _resolve_mode(
+        self, client: AsyncOpenAI, request: GenerationRequest
+    ) -> ContinuationMode:
         if self._continuation != "auto":
             return self._continuation
+        loop = asyncio.get_running_loop()
+        probe = self._probe_task
+        if probe is None or probe.get_loop() is not loop or probe.done():
+            probe = self._probe_task = loop.create_task(self._probe(client, quiet=True))
+        if not request.prefix_steps:
+            # A fresh start reads the same in every chat mode: don't wait for the answer.
+            return "instructed"
+        await asyncio.shield(probe)
+        if self._continuation == "auto":  # the quiet probe hit a transient fault: ask again
+            await self._probe(client, quiet=False)
+        return cast(ContinuationMode, self._continuation)
+
+    async def _probe(self, client: AsyncOpenAI, *, quiet: bool) -> None:
+        """Ask ``/models`` who serves the model, to settle ``continuation="auto"``."""
         try:
             models = await _call(lambda: client.models.list())
         except SolverError:  # no /models route: not vLLM
             models = None
+        except TransientError:
+            if quiet:
+                return
+            raise
         owners = {getattr(m, "owned_by", None) for m in getattr(models, "data", None) or []}
         self._continuation = "native" if "vllm" in owners else "instructed"
-        return self._continuation
 
     @staticmethod
     def _add(
