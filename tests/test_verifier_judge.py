@@ -171,3 +171,18 @@ def test_judge_guides_best_of_n() -> None:
     search = sal.BestOfN(solver=solver, verifier=JudgeVerifier(solver=GullibleJudge()), n=4, seed=0)
     result = search.run("What is 2 + 2?")
     assert result.answer == "4" and result.best.critique == "The arithmetic is right."
+
+
+def test_judge_critique_reaches_self_revision() -> None:
+    solver = ScriptedSolver(
+        ["2 + 2 = 5\n\nThe answer is $\\boxed{5}$."],
+        revisions=["2 + 2 = 4\n\nThe answer is $\\boxed{4}$."],
+    )
+    search = sal.SelfRevision(
+        solver=solver, verifier=JudgeVerifier(solver=GullibleJudge()), max_revisions=1, seed=0
+    )
+    result = search.run("What is 2 + 2?")
+    revision_requests = [r for r in solver.requests if "<solution>" in r.problem]
+    assert revision_requests
+    assert "The final answer is wrong: 2 + 2 is 4." in revision_requests[0].problem
+    assert result.answer == "4"
