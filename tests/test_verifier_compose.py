@@ -139,3 +139,16 @@ def test_cascade_and_ensemble_run_inside_beam_search() -> None:
             solver=solver, verifier=verifier, n=4, beam_width=2, max_steps=3, seed=0
         )
         assert search.run("What is 2 + 2?").answer == "4"
+
+
+@pytest.mark.model
+def test_self_certainty_with_the_embedded_model(embedded_llama: object) -> None:
+    """Real token logprobs from the in-process SmolLM2: every candidate gets exp(mean logprob)."""
+    search = sal.BestOfN(
+        solver=embedded_llama, verifier=SelfCertaintyVerifier(), n=2, max_tokens=40, seed=0
+    )
+    result = search.run("What is 23 + 48?")
+    assert not result.failures
+    scores = [c.score for c in result.completions]
+    assert all(s is not None and 0.0 < s <= 1.0 for s in scores)
+    assert scores == sorted(scores, reverse=True)
