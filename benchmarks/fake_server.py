@@ -100,6 +100,7 @@ class FakeServer:
         self.prm_latency = prm_latency
         self.steps = steps
         self.stats = Stats()
+        self.unseeded = 0
         self.app = Starlette(
             routes=[
                 Route("/v1/models", self.models, methods=["GET"]),
@@ -141,7 +142,11 @@ class FakeServer:
         seed = body.get("seed")
         choices, tokens = [], 0
         for index in range(n):
-            variant = _digest(problem, written, seed, index) if seed is not None else index
+            if seed is None:  # unseeded clients still get varied samples
+                self.unseeded += 1
+                variant = _digest(problem, written, self.unseeded)
+            else:
+                variant = _digest(problem, written, seed, index)
             steps = solution_steps(problem, variant, self.steps)
             rest = steps[len(written) :]
             if DELIMITER in stop and len(rest) > 1:
