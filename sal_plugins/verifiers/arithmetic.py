@@ -24,9 +24,9 @@ _CHAIN = rf"-?{_TERM}(?:\s*{_OP}\s*{_TERM})+"
 _START = r"(?<![\w.,)\]}^$/*+\-×÷·−])"
 _LEFT = re.compile(rf"{_START}(?P<chain>{_CHAIN})\s*\$?\s*$")
 _ANY_CHAIN = re.compile(rf"{_START}(?P<chain>{_CHAIN})(?!\w|\.\d|\s*[=(^])")
-_RIGHT = re.compile(rf"^\s*\$?\s*(?P<value>-?{_NUM})")
-_RIGHT_CHAIN = re.compile(rf"^\s*\$?\s*(?P<chain>{_CHAIN})(?!\w|\.\d|\s*[(^])")
-_RIGHT_IS_EXPRESSION = re.compile(rf"^\s*{_UNIT}\s*{_OP}\s*\$?\s*[\d.(]")
+_RIGHT = re.compile(rf"\s*\$?\s*(?P<value>-?{_NUM})")
+_RIGHT_CHAIN = re.compile(rf"\s*\$?\s*(?P<chain>{_CHAIN})(?!\w|\.\d|\s*[(^])")
+_RIGHT_IS_EXPRESSION = re.compile(rf"\s*{_UNIT}\s*{_OP}\s*\$?\s*[\d.(]")
 _ANSWER = re.compile(rf"\$?\s*(?P<value>-?{_NUM}){_UNIT}\s*\.?\s*\$?")
 _TOKEN = re.compile(rf"(?P<num>{_NUM})|(?P<op>{_OP})")
 _DIGITS = re.compile(r"\d")
@@ -132,14 +132,14 @@ def find_equations(text: str, *, rounding: bool = True) -> list[Equation]:
         if text[position + 1 : position + 2] == "=":
             continue
         left = _LEFT.search(text[max(0, position - _LOOKBACK) : position])
-        right = _RIGHT.match(text[position + 1 :])
+        right = _RIGHT.match(text, position + 1)  # match(text, pos): no copy of the rest
         if left is None or right is None:
             continue
         chain, written = left.group("chain").strip(), right.group("value").strip()
         value = evaluate(chain)
-        rest = text[position + 1 + right.end() :]
-        if _RIGHT_IS_EXPRESSION.match(rest) or rest[:1].isdigit():
-            judged = _expression_equation(chain, value, text[position + 1 :], rounding)
+        end = right.end()
+        if _RIGHT_IS_EXPRESSION.match(text, end) or text[end : end + 1].isdigit():
+            judged = _expression_equation(chain, value, text, position + 1, rounding)
             if judged is not None:
                 equations.append(judged)
             continue
@@ -149,14 +149,14 @@ def find_equations(text: str, *, rounding: bool = True) -> list[Equation]:
 
 
 def _expression_equation(
-    chain: str, value: Fraction | None, after: str, rounding: bool
+    chain: str, value: Fraction | None, text: str, start: int, rounding: bool
 ) -> Equation | None:
     """Judge ``a op b = c op d``; ``None`` when it cannot be read or is a running total.
 
     ``2 + 3 = 5 + 4 = 9`` is sloppy but not wrong: the right side starts with the left side's
     value (a running total), so it is skipped. ``23 + 48 = 100 + 128`` is wrong.
     """
-    right = _RIGHT_CHAIN.match(after)
+    right = _RIGHT_CHAIN.match(text, start)
     if right is None or value is None:
         return None
     expression = right.group("chain").strip()
