@@ -105,6 +105,20 @@ def test_base_url_must_be_http() -> None:
         PoolingPRM(model="m", base_url="localhost:8000")
 
 
+def test_server_native_routes_take_the_server_root() -> None:
+    from sal_plugins.verifiers import ClassifyRM, TEIReward
+
+    for make in (
+        lambda: PoolingPRM(model="m", base_url="http://h:8000/v1"),
+        lambda: ClassifyRM(model="m", base_url="http://h:8000/v1/"),
+        lambda: TEIReward(base_url="http://h:8000/v1"),
+    ):
+        with pytest.raises(
+            ConfigError, match=r"server root for this route, e\.g\. 'http://h:8000'"
+        ):
+            make()
+
+
 @pytest.fixture
 def loopback_pooling_server() -> Iterator[tuple[str, list[dict[str, object]]]]:
     """A real HTTP server on 127.0.0.1 answering ``/pooling`` with the documented body."""

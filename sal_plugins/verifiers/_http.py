@@ -23,7 +23,7 @@ import httpx
 
 from sal_plugins.errors import ConfigError, TransientError, VerifierError
 
-__all__ = ["HTTPEndpoint", "parse_retry_after"]
+__all__ = ["HTTPEndpoint", "parse_retry_after", "server_root"]
 
 _BODY_PREVIEW = 300
 
@@ -45,6 +45,17 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         when = when.replace(tzinfo=timezone.utc)
     current = now or datetime.now(timezone.utc)
     return max(0.0, (when - current).total_seconds())
+
+
+def server_root(base_url: str, verifier: str) -> str:
+    """Check that a server-native route's ``base_url`` is the server root, not ``.../v1``."""
+    if base_url.rstrip("/").endswith("/v1"):
+        root = base_url.rstrip("/")[: -len("/v1")]
+        raise ConfigError(
+            f"{verifier}: base_url is the server root for this route, e.g. {root!r}, "
+            f"not the OpenAI-compatible {base_url!r}"
+        )
+    return base_url
 
 
 @dataclass(frozen=True)

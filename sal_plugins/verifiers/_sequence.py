@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import httpx
 
 from sal_plugins.errors import ConfigError, ScoreCountError
-from sal_plugins.verifiers._http import HTTPEndpoint
+from sal_plugins.verifiers._http import HTTPEndpoint, server_root
 from sal_plugins.verifiers.base import Granularity, Judgement, Trajectory, check_scores
 
 __all__ = ["SequenceRewardModel"]
@@ -45,7 +45,11 @@ class SequenceRewardModel:
         self.granularity = "step" if per_step else "outcome"
         self.score_range = (0.0, 1.0) if bounded else None
         self.endpoint = HTTPEndpoint(
-            base_url, verifier=name, api_key=api_key, timeout=timeout, transport=transport
+            server_root(base_url, name),
+            verifier=name,
+            api_key=api_key,
+            timeout=timeout,
+            transport=transport,
         )
 
     async def _score_texts(

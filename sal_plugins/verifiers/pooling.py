@@ -10,7 +10,7 @@ import httpx
 
 from sal_plugins.errors import ConfigError, ScoreCountError, VerifierError
 from sal_plugins.solvers.prompts import ChatMessage
-from sal_plugins.verifiers._http import HTTPEndpoint
+from sal_plugins.verifiers._http import HTTPEndpoint, server_root
 from sal_plugins.verifiers._scores import (
     RowKind,
     chatml_closed,
@@ -110,7 +110,11 @@ class PoolingPRM:
         self.extra_body = dict(extra_body or {})
         self.name = name
         self.endpoint = HTTPEndpoint(
-            base_url, verifier=name, api_key=api_key, timeout=timeout, transport=transport
+            server_root(base_url, name),
+            verifier=name,
+            api_key=api_key,
+            timeout=timeout,
+            transport=transport,
         )
 
     def render(self, problem: str, steps: Sequence[str]) -> str:
