@@ -8,6 +8,7 @@ function.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
@@ -75,9 +76,19 @@ class SearchRunnable(RunnableSerializable[Any, Any]):
                 for e in error.errors()
             )
             raise ConfigError(f"{type(self).__name__}: {problems}") from error
+        self._strategy = self._build({})
+
+    def _build(self, overrides: dict[str, Any]) -> SearchStrategy:
         settings = {name: getattr(self, name) for name in strategy_settings(self.strategy_class)}
-        self._strategy = self.strategy_class(
-            solver=adapt_solver(self.solver), verifier=adapt_verifier(self.verifier), **settings
+        unknown = sorted(set(overrides) - set(settings))
+        if unknown:
+            raise ConfigError(
+                f"{type(self).__name__}: unknown call arguments {unknown} (pass strategy settings)"
+            )
+        return self.strategy_class(
+            solver=adapt_solver(self.solver),
+            verifier=adapt_verifier(self.verifier),
+            **{**settings, **overrides},
         )
 
     @property
@@ -99,27 +110,44 @@ class SearchRunnable(RunnableSerializable[Any, Any]):
     # --- the runnable protocol ----------------------------------------------------------------
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        """Run the search on one input (see the class docstring for inputs and outputs)."""
-        return self._call_with_config(self._invoke, input, config, **kwargs)
+        """Run the search on one input (see the class docstring for inputs and outputs).
+
+        Keyword arguments override strategy settings for this call (``search.bind(n=8)`` too).
+        """
+        return self._call_with_config(partial(self._invoke, overrides=kwargs), input, config)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        """Run the search on one input, asynchronously."""
-        return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
+        """Run the search on one input, asynchronously (keyword arguments as for ``invoke``)."""
+        call = partial(self._ainvoke, overrides=kwargs)
+        return await self._acall_with_config(call, input, config)
 
     def _invoke(
-        self, input: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+        self,
+        input: Any,
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+        *,
+        overrides: dict[str, Any],
     ) -> Any:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return run_sync(lambda: self._search(input, child, blocking=True))
+        return run_sync(lambda: self._search(input, child, overrides, blocking=True))
 
     async def _ainvoke(
-        self, input: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+        self,
+        input: Any,
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+        *,
+        overrides: dict[str, Any],
     ) -> Any:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return await self._search(input, child, blocking=False)
+        return await self._search(input, child, overrides, blocking=False)
 
-    async def _search(self, input: Any, config: RunnableConfig, *, blocking: bool) -> Any:
-        result = await run_search(self._strategy, parse_input(input), config, blocking=blocking)
+    async def _search(
+        self, input: Any, config: RunnableConfig, overrides: dict[str, Any], *, blocking: bool
+    ) -> Any:
+        strategy = self._build(overrides) if overrides else self._strategy
+        result = await run_search(strategy, parse_input(input), config, blocking=blocking)
         return shape_output(result, self.output)
 
 

@@ -129,3 +129,13 @@ class HTTPStatusFault(Exception):
         self.status_code = status_code
         headers = {"retry-after": retry_after} if retry_after is not None else {}
         self.response = type("Response", (), {"status_code": status_code, "headers": headers})()
+
+
+class JudgingChatModel(RecordingChatModel):
+    """A judge: 9/10 for a candidate whose answer is 4, 1/10 otherwise (order-independent)."""
+
+    responses: list[str] = Field(default_factory=list)
+
+    def _next(self) -> str:
+        candidate = self.calls[-1]["messages"][-1].content
+        return "Correct. Score: 9/10" if "boxed{4}" in candidate else "Wrong sum. Score: 1/10"

@@ -20,6 +20,7 @@ from langchain_sal import LangChainSolver, SearchChatModel
 from tests.unit_tests.fakes import SOLUTIONS, RecordingChatModel
 
 PROBLEM = "What is 2 + 2?"
+FOURS = {SOLUTIONS[0], SOLUTIONS[2]}
 
 
 def walk(run: Run) -> Iterator[Run]:
@@ -36,7 +37,7 @@ def test_answers_with_the_selected_completion() -> None:
     model = majority(RecordingChatModel(responses=SOLUTIONS))
     message = model.invoke([("system", "Be brief."), ("human", PROBLEM)])
     assert isinstance(message, AIMessage)
-    assert message.content == SOLUTIONS[0]
+    assert message.content in FOURS  # candidates arrive concurrently, so either of the two
     summary = message.response_metadata["sal"]
     assert (summary["answer"], summary["strategy"]) == ("4", "best_of_n")
     assert message.usage_metadata is not None
@@ -118,7 +119,8 @@ def test_langgraph_messages_stream_shows_only_the_final_answer() -> None:
     # candidate call LangGraph did not skip would show up as chunks here.
     solver = FakeListChatModel(responses=SOLUTIONS)
     streamed = _streamed_messages(majority(solver))
-    assert [m.content for m in streamed] == [SOLUTIONS[0]]
+    assert len(streamed) == 1
+    assert streamed[0].content in FOURS
     assert not any(isinstance(m, AIMessageChunk) for m in streamed)
 
 

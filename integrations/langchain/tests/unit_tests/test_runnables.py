@@ -29,7 +29,7 @@ from langchain_sal import (
     LangChainSolver,
     SelfRevisionRunnable,
 )
-from tests.unit_tests.fakes import SOLUTIONS, RecordingChatModel
+from tests.unit_tests.fakes import SOLUTIONS, JudgingChatModel, RecordingChatModel
 
 PROBLEM = "What is 2 + 2?"
 
@@ -392,7 +392,7 @@ async def test_sync_invoke_inside_a_running_loop_still_nests_model_calls() -> No
 
 def test_a_chat_model_verifier_judges_and_its_calls_nest_too() -> None:
     solver = RecordingChatModel(responses=SOLUTIONS[:2])
-    judge = RecordingChatModel(responses=["Correct. Score: 9/10", "The sum is wrong. Score: 1/10"])
+    judge = JudgingChatModel()
     search = BestOfNRunnable(solver=solver, verifier=judge, n=2, selection="naive")
     collector = RunCollectorCallbackHandler()
     result = search.invoke(PROBLEM, config={"callbacks": [collector]})
@@ -418,3 +418,13 @@ async def test_async_invoke_calls_the_chat_model_through_its_async_api() -> None
     model = RecordingChatModel(responses=SOLUTIONS)
     await BestOfNRunnable(solver=model, n=2, selection="majority").ainvoke(PROBLEM)
     assert (model.sync_calls, len(model.calls)) == (0, 2)
+
+
+def test_strategy_settings_can_be_bound_per_call() -> None:
+    solver = ScriptedSolver(SOLUTIONS)
+    search = BestOfNRunnable(solver=solver, n=2, selection="majority", early_stop=False)
+    search.bind(n=5).invoke(PROBLEM)
+    search.invoke(PROBLEM)
+    assert [r.n for r in solver.requests] == [5, 2]
+    with pytest.raises(ConfigError, match="unknown call arguments"):
+        search.invoke(PROBLEM, beam_width=2)
