@@ -13,6 +13,7 @@ Run: ``python benchmarks/overhead.py`` (about a minute). Prints a Markdown table
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import time
 
@@ -55,10 +56,10 @@ def measure(
     last: dict[str, float] = {}
     for _ in range(repeats):  # bounded: `repeats` searches per row
         search = build(name, n, root, honours_n)
-        search.run("warm-up " + PROBLEM) if not walls else None
+        await search.arun("warm-up " + PROBLEM)  # connections and the server-kind probe
         reset(root)
         start = time.perf_counter()
-        result = search.run(PROBLEM)
+        result = await search.arun(PROBLEM)
         wall = time.perf_counter() - start
         seen = stats(root)
         rounds = 1 + max(node.round for node in result.tree.nodes[1:])
@@ -77,7 +78,7 @@ def measure(
     return {**last, "wall": statistics.median(walls), "ratio": statistics.median(ratios)}
 
 
-def main() -> None:
+async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gen-latency", type=float, default=0.2)
     parser.add_argument("--prm-latency", type=float, default=0.05)
@@ -103,7 +104,7 @@ def main() -> None:
     with fake_server(args.gen_latency, args.prm_latency) as root:
         for name in args.strategies.split(","):
             for n in ns:
-                row = measure(
+                row = await measure(
                     name,
                     n,
                     root,
@@ -121,4 +122,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    asyncio.run(main())

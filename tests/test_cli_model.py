@@ -20,6 +20,8 @@ def test_sal_run_on_the_embedded_model(capsys: pytest.CaptureFixture[str]) -> No
     assert data["strategy"] == "best_of_n"
     assert data["usage"]["completion_tokens"] > 0
     assert data["usage"]["verifier_calls"] == 1
-    assert len(data["completions"]) == 2
+    # a sample cut at max_tokens is not a finished candidate, so one or two come back
+    assert 1 <= len(data["completions"]) <= 2
     assert all(c["text"].strip() for c in data["completions"])
+    assert data["stop_reason"] in ("finished", "max_steps")
     assert "best_of_n: searching" in captured.err
