@@ -50,11 +50,16 @@ def select(
 
     ``"naive"`` keeps the score order. ``"weighted"`` puts first the answer whose candidates' scores
     sum highest, ``"majority"`` the most frequent answer (ties broken by the other measure); within
-    an answer, candidates keep their score order, and candidates without an answer come last.
+    an answer, candidates keep their score order. Under ``"weighted"`` a candidate without an
+    answer competes alone with its own score (a low-scored answer must not win over a better
+    solution just because the latter states no answer); under ``"majority"`` it comes last.
     """
     if selection == "naive" or not by_score:
         return list(by_score)
     groups = answer_groups(tree, by_score, delimiter)
+    if selection == "weighted":
+        grouped = {i for group in groups for i in group}
+        groups += [[i] for i in range(len(by_score)) if i not in grouped]
     if not groups:
         return list(by_score)
 
