@@ -50,6 +50,17 @@ class GullibleJudge:
 
 
 @dataclass
+class CountingJudge(GullibleJudge):
+    """Fails to give a score for solutions mentioning 'confusing'; counts requests."""
+
+    async def generate(self, request: GenerationRequest) -> SolverResponse:
+        if "confusing" in request.problem:
+            self.prompts.append(request.problem)
+            return SolverResponse([Generation(text="Hmm.", stop_kind="end")])
+        return await super().generate(request)
+
+
+@dataclass
 class FixedJudge:
     """Answers every request with the same generation."""
 
@@ -186,3 +197,20 @@ def test_judge_critique_reaches_self_revision() -> None:
     assert revision_requests
     assert "The final answer is wrong: 2 + 2 is 4." in revision_requests[0].problem
     assert result.answer == "4"
+
+
+def test_one_unusable_verdict_costs_no_other_candidate_a_second_judging() -> None:
+    judge_model = CountingJudge()
+    solver = ScriptedSolver(
+        [
+            "2 + 2 = 4\n\nThe answer is $\\boxed{4}$.",
+            "A confusing attempt.",
+            "2 + 2 = 5\n\nThe answer is $\\boxed{5}$.",
+        ]
+    )
+    search = sal.BestOfN(solver=solver, verifier=JudgeVerifier(solver=judge_model), n=3, seed=0)
+    result = search.run("What is 2 + 2?")
+    assert result.answer == "4" and len(result.failures) == 1
+    # The batch failed on the confusing one; the driver re-scored one by one, and the two good
+    # verdicts came from the cache: 3 first judgements + 1 retry of the confusing one.
+    assert len(judge_model.prompts) == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Literal
 
@@ -98,6 +99,9 @@ class JudgeVerifier:
         seed: seed of every judge request (reproducible judging).
         step_delimiter: joins the steps into the candidate text.
         max_concurrency: most judge requests in flight.
+        cache_size: verdicts remembered per (problem, solution), so a candidate is judged once
+            even when the search re-scores it, e.g. after another candidate's judge reply failed
+            (0 disables).
         name: name used in errors and the tree.
 
     Example:
@@ -122,6 +126,7 @@ class JudgeVerifier:
         seed: int | None = 0,
         step_delimiter: str = "\n\n",
         max_concurrency: int = 8,
+        cache_size: int = 1024,
         name: str = "JudgeVerifier",
     ) -> None:
         if not callable(getattr(solver, "generate", None)):
@@ -143,7 +148,9 @@ class JudgeVerifier:
         self.seed = seed
         self.step_delimiter = step_delimiter
         self.max_concurrency = max_concurrency
+        self.cache_size = cache_size
         self.name = name
+        self._cache: OrderedDict[tuple[str, tuple[str, ...]], Judgement] = OrderedDict()
 
     def prompt(self, problem: str, solution: str) -> str:
         """The judge's user turn for one candidate."""
@@ -189,14 +196,26 @@ class JudgeVerifier:
         limit = asyncio.Semaphore(self.max_concurrency)
 
         async def judge(trajectory: Trajectory) -> Judgement:
+            key = (problem, trajectory.steps)
+            if key in self._cache:
+                return self._cache[key]
             async with limit:
                 response = await self.solver.generate(self.request(problem, trajectory.steps))
             if not response.generations:
                 raise VerifierError("the judge returned no reply", verifier=self.name)
-            return self.read(response.generations[0])
+            judgement = self.read(response.generations[0])
+            self._remember(key, judgement)
+            return judgement
 
         rows = await asyncio.gather(*(judge(t) for t in trajectories))
         return check_scores(self, trajectories, rows)
+
+    def _remember(self, key: tuple[str, tuple[str, ...]], judgement: Judgement) -> None:
+        if not self.cache_size:
+            return
+        self._cache[key] = judgement
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
 
     def read(self, reply: Generation) -> Judgement:
         """Turn one judge reply into a :class:`Judgement`.
