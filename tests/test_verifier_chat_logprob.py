@@ -111,6 +111,23 @@ async def test_prefixes_are_scored_once_per_search() -> None:
     await uncached.score("p", [Trajectory(("a",))])
 
 
+async def test_a_failed_prefix_does_not_cost_the_others_a_second_request() -> None:
+    server = FakeChat()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "unreadable" in json.loads(request.content)["messages"][-1]["content"]:
+            return httpx.Response(200, json=chat_body({"The": -0.5}))
+        return server(request)
+
+    verifier = prm(server)
+    verifier.endpoint = prm(handler).endpoint  # type: ignore[arg-type]
+    with pytest.raises(VerifierError, match="neither label"):
+        await verifier.score("p", [Trajectory(("a", "b")), Trajectory(("unreadable",))])
+    rows = await verifier.score("p", [Trajectory(("a", "b"))])
+    assert rows[0].step_scores == pytest.approx((0.9, 0.9))
+    assert len(server.requests) == 2  # "a" and ("a", "b"), each asked once
+
+
 async def test_no_label_in_top_k_and_no_logprobs_are_errors() -> None:
     def no_labels(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=chat_body({"The": -0.5, "A": -1.0}))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from typing import Literal, TypeVar
 
 from sal_plugins.errors import ScoreCountError, VerifierError
 from sal_plugins.solvers.prompts import ChatMessage
@@ -12,12 +13,15 @@ from sal_plugins.solvers.prompts import ChatMessage
 __all__ = [
     "RowKind",
     "chatml_closed",
+    "gather_all",
     "label_probability",
     "label_ratio",
     "ordered_data",
     "positive_probability",
     "solution_messages",
 ]
+
+T = TypeVar("T")
 
 RowKind = Literal["auto", "probabilities", "logits"]
 """What a server's classification rows hold: probabilities, raw logits, or ``auto`` (detect)."""
@@ -163,3 +167,17 @@ def ordered_data(body: object, expected: int, *, verifier: str) -> list[dict[str
         )
     by_index = dict(zip(indices, data, strict=True))
     return [by_index[i] for i in range(expected)]
+
+
+async def gather_all(*awaitables: Awaitable[T]) -> list[T]:
+    """Run all awaitables to completion, then raise the first error if any failed.
+
+    Unlike a bare ``asyncio.gather``, no sibling is left running after a failure: requests finish
+    (and are cached where the verifier caches) before their client closes, and child processes
+    are not orphaned.
+    """
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results  # type: ignore[return-value]

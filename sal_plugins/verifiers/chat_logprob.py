@@ -13,7 +13,7 @@ import httpx
 from sal_plugins.errors import ConfigError, VerifierError
 from sal_plugins.solvers.prompts import ChatMessage
 from sal_plugins.verifiers._http import HTTPEndpoint
-from sal_plugins.verifiers._scores import label_ratio
+from sal_plugins.verifiers._scores import gather_all, label_ratio
 from sal_plugins.verifiers.base import Granularity, Judgement, Trajectory, check_scores
 
 __all__ = ["ChatLogprobPRM"]
@@ -143,12 +143,13 @@ class ChatLogprobPRM:
 
                 async def one(prefix: tuple[str, ...]) -> float:
                     async with limit:
-                        return await self._request(client, problem, prefix)
+                        value = await self._request(client, problem, prefix)
+                    # Remembered at once: if another prefix fails, this one is not asked again.
+                    self._remember((problem, prefix), value)
+                    return value
 
-                scores = await asyncio.gather(*(one(p) for p in ordered))
-            for prefix, value in zip(ordered, scores, strict=True):
-                known[prefix] = value
-                self._remember((problem, prefix), value)
+                scores = await gather_all(*(one(p) for p in ordered))
+            known.update(zip(ordered, scores, strict=True))
         rows = [
             Judgement(tuple(known[t.steps[:end]] for end in range(1, len(t.steps) + 1)))
             for t in trajectories

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sal_plugins.errors import ConfigError
+from sal_plugins.verifiers._scores import gather_all
 from sal_plugins.verifiers.base import Granularity, Judgement, Trajectory, check_scores
 
 __all__ = ["CodeTestVerifier", "extract_code"]
@@ -155,7 +156,7 @@ class CodeTestVerifier:
             async with limit:
                 return await self.run(code, tests)
 
-        rows = await asyncio.gather(*(one(t) for t in trajectories))
+        rows = await gather_all(*(one(t) for t in trajectories))
         return check_scores(self, trajectories, rows)
 
     async def run(self, code: str, tests: Sequence[str]) -> Judgement:

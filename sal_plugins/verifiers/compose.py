@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from typing import Literal
 
 from sal_plugins.errors import ConfigError
+from sal_plugins.verifiers._scores import gather_all
 from sal_plugins.verifiers.base import (
     Granularity,
     Judgement,
@@ -103,7 +103,7 @@ class EnsembleVerifier:
 
     async def score(self, problem: str, trajectories: Sequence[Trajectory]) -> list[Judgement]:
         """Score the round with every member, concurrently, and combine."""
-        answers = await asyncio.gather(*(v.score(problem, trajectories) for v in self.verifiers))
+        answers = await gather_all(*(v.score(problem, trajectories) for v in self.verifiers))
         checked = [
             check_scores(v, trajectories, rows)
             for v, rows in zip(self.verifiers, answers, strict=True)

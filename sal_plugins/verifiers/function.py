@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 
 from sal_plugins.errors import ConfigError, VerifierError
+from sal_plugins.verifiers._scores import gather_all
 from sal_plugins.verifiers.base import Granularity, Judgement, Trajectory, check_scores
 
 __all__ = ["FunctionVerifier", "ScoreFunction"]
@@ -58,7 +59,7 @@ class FunctionVerifier:
 
     async def score(self, problem: str, trajectories: Sequence[Trajectory]) -> list[Judgement]:
         """Call the function once per trajectory, concurrently."""
-        values = await asyncio.gather(*(self._call(problem, list(t.steps)) for t in trajectories))
+        values = await gather_all(*(self._call(problem, list(t.steps)) for t in trajectories))
         rows = [Judgement(self._scores(index, value)) for index, value in enumerate(values)]
         return check_scores(self, trajectories, rows)
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from sal_plugins.errors import ConfigError, VerifierError
 from sal_plugins.solvers.base import Generation, GenerationRequest, Solver
-from sal_plugins.verifiers._scores import label_ratio
+from sal_plugins.verifiers._scores import gather_all, label_ratio
 from sal_plugins.verifiers.base import Granularity, Judgement, Trajectory, check_scores
 
 __all__ = ["JUDGE_SYSTEM_PROMPT", "JudgeVerifier", "neutralise_tags", "parse_score"]
@@ -207,7 +207,7 @@ class JudgeVerifier:
             self._remember(key, judgement)
             return judgement
 
-        rows = await asyncio.gather(*(judge(t) for t in trajectories))
+        rows = await gather_all(*(judge(t) for t in trajectories))
         return check_scores(self, trajectories, rows)
 
     def _remember(self, key: tuple[str, tuple[str, ...]], judgement: Judgement) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -14,6 +13,7 @@ from sal_plugins.verifiers._http import HTTPEndpoint, server_root
 from sal_plugins.verifiers._scores import (
     RowKind,
     chatml_closed,
+    gather_all,
     ordered_data,
     positive_probability,
     solution_messages,
@@ -131,12 +131,12 @@ class PoolingPRM:
         size = self.max_batch_size or len(texts)
         chunks = [list(range(i, min(i + size, len(texts)))) for i in range(0, len(texts), size)]
         async with self.endpoint.client() as client:
-            answers = await asyncio.gather(
+            answers = await gather_all(
                 *(self._pool(client, [texts[i] for i in chunk]) for chunk in chunks)
             )
             rows_per_input = [rows for answer in answers for rows in answer]
             pairs = enumerate(zip(trajectories, rows_per_input, strict=True))
-            scores = await asyncio.gather(
+            scores = await gather_all(
                 *(
                     self._step_scores(client, index, texts[index], rows, len(t.steps))
                     for index, (t, rows) in pairs
