@@ -108,9 +108,11 @@ class LlamaIndexSolver:
             * ``"instructed"``: the steps so far go in the user turn with an instruction to write
               only what comes next; works with every chat model;
             * ``"native"``: the steps are a final assistant message the LLM continues (assistant
-              prefill on Anthropic, Mistral, DeepSeek);
+              prefill on Anthropic, Mistral, DeepSeek); sent as is, so on vLLM prefer ``"auto"``,
+              which adds ``continue_final_message``;
             * ``"completion"``: ``prompt_template`` renders the chat to raw text for
-              ``acomplete`` (an ``OpenAILike(is_chat_model=False)`` on ``/v1/completions``);
+              ``acomplete``; needs an LLM that completes raw text, such as
+              ``OpenAILike(is_chat_model=False)`` on ``/v1/completions``;
             * ``"auto"`` (default): for OpenAI-compatible LLMs (an ``api_base`` field) whose
               server's ``/v1/models`` says ``owned_by: "vllm"``, ``"native"`` with vLLM's
               ``continue_final_message``; otherwise ``"instructed"``. Asked once.

@@ -59,6 +59,23 @@ async def test_solver_samples_concurrently_with_logprobs_and_usage(llm: OpenAILi
         assert all(value <= 0.0 for value in generation.token_logprobs)
 
 
+async def test_completion_mode_continues_raw_chatml_text(llama_server_url: str) -> None:
+    completions_llm = OpenAILike(
+        api_base=llama_server_url, api_key="x", model="smollm2", is_chat_model=False, timeout=600
+    )
+    solver = LlamaIndexSolver(llm=completions_llm, continuation="completion")
+    request = GenerationRequest(
+        problem=PROBLEM, prefix_steps=("3 + 4 = 7.",), stop=("\n\n",), max_tokens=12, seed=1
+    )
+
+    response = await solver.generate(request)
+
+    (generation,) = response.generations
+    assert response.completion_tokens > 0
+    assert "<|im_start|>" not in generation.text and "\n\n" not in generation.text
+    assert generation.stop_kind in ("unknown", "length", "delimiter", "end")
+
+
 async def test_workflow_streams_progress_and_returns_the_result(llm: OpenAILike) -> None:
     workflow = BestOfNWorkflow(
         solver=llm,
