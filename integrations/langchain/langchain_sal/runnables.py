@@ -19,7 +19,7 @@ from pydantic import create_model as _create_model
 from sal_plugins._sync import run_sync
 from sal_plugins.errors import ConfigError
 from sal_plugins.results import SearchResult
-from sal_plugins.strategies import BeamSearch, BestOfN, SearchStrategy, strategy_class
+from sal_plugins.strategies import DVTS, BeamSearch, BestOfN, SearchStrategy, SelfRevision
 
 from langchain_sal._search import (
     Output,
@@ -177,25 +177,6 @@ def strategy_runnable_fields(strategy: type[SearchStrategy]) -> type[SearchRunna
     return runnable
 
 
-def _fields_of(name: str) -> type[SearchRunnable]:
-    try:
-        return strategy_runnable_fields(strategy_class(name))
-    except ConfigError:
-        return _Unavailable
-
-
-class _Unavailable(SearchRunnable):
-    """Stands in for a strategy this sal-plugins version does not have."""
-
-    model_config = ConfigDict(extra="allow")
-
-    def __init__(self, **data: Any) -> None:
-        raise ConfigError(
-            f"{type(self).__name__} needs a sal-plugins version with this strategy: "
-            "pip install -U sal-plugins"
-        )
-
-
 if TYPE_CHECKING:
     _BeamSearchFields = SearchRunnable
     _BestOfNFields = SearchRunnable
@@ -204,8 +185,8 @@ if TYPE_CHECKING:
 else:
     _BeamSearchFields = strategy_runnable_fields(BeamSearch)
     _BestOfNFields = strategy_runnable_fields(BestOfN)
-    _DVTSFields = _fields_of("dvts")
-    _SelfRevisionFields = _fields_of("self_revision")
+    _DVTSFields = strategy_runnable_fields(DVTS)
+    _SelfRevisionFields = strategy_runnable_fields(SelfRevision)
 
 
 class BeamSearchRunnable(_BeamSearchFields):
@@ -295,7 +276,7 @@ class BestOfNRunnable(_BestOfNFields):
 
 
 class DVTSRunnable(_DVTSFields):
-    """Diverse verifier tree search (``sal_plugins.DVTS``) as a LangChain runnable.
+    """Diverse verifier tree search (:class:`sal_plugins.DVTS`) as a LangChain runnable.
 
     Takes the keyword arguments of ``sal.DVTS`` (``n``, ``beam_width``, ``max_steps``, ...). Inputs,
     outputs, tracing and events are as for :class:`BeamSearchRunnable`.
@@ -326,7 +307,7 @@ class DVTSRunnable(_DVTSFields):
 
 
 class SelfRevisionRunnable(_SelfRevisionFields):
-    """Self-revision (``sal_plugins.SelfRevision``) as a LangChain runnable.
+    """Self-revision (:class:`sal_plugins.SelfRevision`) as a LangChain runnable.
 
     Takes the keyword arguments of ``sal.SelfRevision`` (``max_revisions``, ``threshold``, ...): the
     solver writes a solution, the verifier scores (and may critique) it, and the solver revises it
