@@ -170,6 +170,30 @@ async def test_pooling_batches_split_by_max_batch_size() -> None:
     assert [len(r["body"]["input"]) for r in server.requests] == [2, 2, 1]
 
 
+async def test_pooling_falls_back_to_one_string_per_request() -> None:
+    """A server that only takes ``"input": "<string>"`` (as vLLM's example sends) still works."""
+    bodies: list[Any] = []
+
+    def strings_only(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        bodies.append(body["input"])
+        if not isinstance(body["input"], str):
+            return httpx.Response(
+                400, json={"object": "error", "message": "input must be a string"}
+            )
+        return httpx.Response(200, json=pooling_body([rows_by_tag(body["input"])]))
+
+    verifier = prm(strings_only)
+    trajectories = [Trajectory(("ok",)), Trajectory(("wrong", "ok"))]
+    rows = await verifier.score("p", trajectories)
+    assert [r.step_scores for r in rows] == [(0.8,), (0.1, 0.8)]
+    rows = await verifier.score("p", trajectories)  # remembered: no list is tried again
+    assert [type(b).__name__ for b in bodies] == ["list", "str", "str", "str", "str"]
+    strict = prm(strings_only, batch_input=True)
+    with pytest.raises(VerifierError, match="HTTP 400"):
+        await strict.score("p", trajectories)
+
+
 def test_pooling_prm_guides_beam_search() -> None:
     solver = ScriptedSolver(
         [

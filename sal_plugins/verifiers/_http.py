@@ -23,7 +23,7 @@ import httpx
 
 from sal_plugins.errors import ConfigError, TransientError, VerifierError
 
-__all__ = ["HTTPEndpoint", "parse_retry_after", "server_root"]
+__all__ = ["HTTPEndpoint", "HTTPStatusError", "parse_retry_after", "server_root"]
 
 _BODY_PREVIEW = 300
 
@@ -45,6 +45,14 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         when = when.replace(tzinfo=timezone.utc)
     current = now or datetime.now(timezone.utc)
     return max(0.0, (when - current).total_seconds())
+
+
+class HTTPStatusError(VerifierError):
+    """A non-transient 4xx answer; ``status_code`` says which."""
+
+    def __init__(self, message: str, *, verifier: str, status_code: int) -> None:
+        super().__init__(message, verifier=verifier)
+        self.status_code = status_code
 
 
 def server_root(base_url: str, verifier: str) -> str:
@@ -129,8 +137,10 @@ class HTTPEndpoint:
                 retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         if status >= 400:
-            raise VerifierError(
-                f"HTTP {status} from POST {url}: {_preview(response)}", verifier=self.verifier
+            raise HTTPStatusError(
+                f"HTTP {status} from POST {url}: {_preview(response)}",
+                verifier=self.verifier,
+                status_code=status,
             )
         try:
             return response.json()

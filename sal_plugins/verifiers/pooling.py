@@ -9,7 +9,7 @@ import httpx
 
 from sal_plugins.errors import ConfigError, ScoreCountError, VerifierError
 from sal_plugins.solvers.prompts import ChatMessage
-from sal_plugins.verifiers._http import HTTPEndpoint, server_root
+from sal_plugins.verifiers._http import HTTPEndpoint, HTTPStatusError, server_root
 from sal_plugins.verifiers._scores import (
     RowKind,
     chatml_closed,
@@ -62,6 +62,9 @@ class PoolingPRM:
         rows_are: ``"probabilities"`` (vLLM's default for PRMs), ``"logits"`` (softmaxed here), or
             ``"auto"``: probabilities when a row lies in [0, 1] and sums to 1, else logits.
         max_batch_size: most inputs per request (``None``: the whole round in one request).
+        batch_input: send a list of inputs per request (``True``), one string per request
+            (``False``, all concurrent), or ``None``: lists, falling back to one string per request
+            for good if the server rejects a list with 400 or 422.
         extra_body: more fields for the request body (e.g. ``{"truncate_prompt_tokens": 4096}``).
         timeout: seconds per request.
         transport: an ``httpx`` transport to use instead of the network.
@@ -88,6 +91,7 @@ class PoolingPRM:
         positive_index: int = 1,
         rows_are: RowKind = "auto",
         max_batch_size: int | None = None,
+        batch_input: bool | None = None,
         extra_body: Mapping[str, Any] | None = None,
         timeout: float = 120.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -107,6 +111,8 @@ class PoolingPRM:
         self.positive_index = positive_index
         self.rows_are: RowKind = rows_are
         self.max_batch_size = max_batch_size
+        self.batch_input = batch_input
+        self._send_lists = batch_input is not False
         self.extra_body = dict(extra_body or {})
         self.name = name
         self.endpoint = HTTPEndpoint(
@@ -146,9 +152,28 @@ class PoolingPRM:
         return check_scores(self, trajectories, judgements)
 
     async def _pool(self, client: httpx.AsyncClient, texts: list[str]) -> list[list[Any]]:
-        body = {**self.extra_body, "model": self.model, "input": texts}
-        answer = await self.endpoint.post(client, "/pooling", body)
-        items = ordered_data(answer, len(texts), verifier=self.name)
+        if self._send_lists:
+            body = {**self.extra_body, "model": self.model, "input": texts}
+            try:
+                answer = await self.endpoint.post(client, "/pooling", body)
+            except HTTPStatusError as error:
+                if self.batch_input is not None or error.status_code not in (400, 422):
+                    raise
+                self._send_lists = False  # the server takes one string per request
+            else:
+                return self._rows(answer, len(texts))
+        singles = await gather_all(
+            *(
+                self.endpoint.post(
+                    client, "/pooling", {**self.extra_body, "model": self.model, "input": text}
+                )
+                for text in texts
+            )
+        )
+        return [rows for answer in singles for rows in self._rows(answer, 1)]
+
+    def _rows(self, answer: object, count: int) -> list[list[Any]]:
+        items = ordered_data(answer, count, verifier=self.name)
         rows: list[list[Any]] = []
         for index, item in enumerate(items):
             data = item.get("data")
