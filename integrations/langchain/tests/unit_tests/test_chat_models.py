@@ -129,3 +129,24 @@ def test_without_the_nostream_tag_candidates_would_leak() -> None:
     solver = LangChainSolver(FakeListChatModel(responses=SOLUTIONS), tags=())
     streamed = _streamed_messages(majority(solver))
     assert any(isinstance(m, AIMessageChunk) for m in streamed)
+
+
+async def test_langgraph_async_messages_stream_shows_only_the_final_answer() -> None:
+    model = majority(FakeListChatModel(responses=SOLUTIONS))
+
+    async def think(state: MessagesState) -> dict[str, list[BaseMessage]]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("think", think)
+    graph.add_edge(START, "think")
+    graph.add_edge("think", END)
+    streamed = [
+        message
+        async for message, _meta in graph.compile().astream(
+            {"messages": [("human", PROBLEM)]}, stream_mode="messages"
+        )
+    ]
+    assert len(streamed) == 1
+    assert streamed[0].content in FOURS
+    assert not isinstance(streamed[0], AIMessageChunk)
