@@ -57,10 +57,9 @@ def main() -> None:
         # 1. A query engine that answers by search: the summary travels in the metadata.
         engine = SearchQueryEngine("best_of_n", output="answer", **settings)
         response = engine.query(args.problem)
+        metadata = response.metadata or {}
         print(f"SearchQueryEngine: {response.response!r}")
-        print(
-            f"  stop reason {response.metadata['stop_reason']}, usage {response.metadata['usage']}"
-        )
+        print(f"  stop reason {metadata['stop_reason']}, usage {metadata['usage']}")
 
         # 2. Any index's query engine with search as its LLM: retrieved text becomes the problem.
         index = SummaryIndex.from_documents([Document(text=fact) for fact in FACTS])

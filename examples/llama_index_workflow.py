@@ -24,6 +24,7 @@ from llama_index.llms.openai_like import OpenAILike
 from llama_index_sal import BeamSearchWorkflow, SearchProgressEvent
 
 from sal_plugins.embedded import serve_embedded_model
+from sal_plugins.results import SearchResult
 from sal_plugins.verifiers import ArithmeticVerifier, PoolingPRM
 
 
@@ -73,7 +74,7 @@ async def main() -> None:
         async for event in handler.stream_events():
             if isinstance(event, SearchProgressEvent):
                 print(f"  [{event.elapsed_s:6.1f}s] {event.message}")
-        result = await handler
+        result: SearchResult = await handler
 
     print("\nSelected solution:\n" + result.text)
     print(f"\nAnswer: {result.answer}   stop reason: {result.stop_reason}")

@@ -7,6 +7,7 @@ from typing import Any
 from llama_index.core.base.response.schema import Response
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.query_engine import CustomQueryEngine
+from llama_index.core.schema import QueryType
 from pydantic import Field
 from sal_plugins.results import SearchResult
 from sal_plugins.strategies import SearchStrategy
@@ -95,6 +96,14 @@ class SearchQueryEngine(CustomQueryEngine):
             callback_manager=callback_manager or CallbackManager([]),
         )
 
+    def query(self, str_or_query_bundle: QueryType) -> Response:
+        """Search for an answer to the query (a string or a ``QueryBundle``)."""
+        return _as_response(super().query(str_or_query_bundle))
+
+    async def aquery(self, str_or_query_bundle: QueryType) -> Response:
+        """Async :meth:`query`."""
+        return _as_response(await super().aquery(str_or_query_bundle))
+
     def custom_query(self, query_str: str) -> Response:
         """Search for an answer to ``query_str``."""
         return search_response(self.search.run(query_str), self.output)
@@ -102,3 +111,10 @@ class SearchQueryEngine(CustomQueryEngine):
     async def acustom_query(self, query_str: str) -> Response:
         """Search for an answer to ``query_str`` without blocking the event loop."""
         return search_response(await self.search.arun(query_str), self.output)
+
+
+def _as_response(response: object) -> Response:
+    # custom_query always builds a Response; this only narrows the inherited return type.
+    if not isinstance(response, Response):  # pragma: no cover
+        raise TypeError(f"expected a Response, got {type(response).__name__}")
+    return response
