@@ -2,8 +2,11 @@
 
 For each strategy and N, a search runs against benchmarks/fake_server.py (127.0.0.1) whose every
 generation request takes ``--gen-latency`` seconds and every /pooling request ``--prm-latency``.
-No engine can beat ``rounds x (generation latency + verifier latency)``, since a round must
-generate before it scores and the next round needs the scores. The ratio wall / that bound is
+No engine can beat the critical path: a round must generate before it scores, and the next round
+needs the scores, so the bound is ``rounds x (generation latency + verifier latency)``. Strategies
+whose plan has more sequential waves per round (DVTS's default one-step look-ahead, a greedy
+roll-out before scoring) get those waves added: the bound is the sum, over the batches the plan
+actually issued one after another, of the slowest request kind in each. The ratio wall / bound is
 the engine's overhead (1.0 is perfect; the target is at most 1.2). Also printed: requests and
 tokens per search and the peak number of requests the server had in flight at once.
 
@@ -16,15 +19,42 @@ import argparse
 import asyncio
 import statistics
 import time
+from typing import Any
 
 from _server import fake_server, reset, stats
 
 import sal_plugins as sal
 from sal_plugins.solvers import OpenAISolver
-from sal_plugins.strategies import strategy_class
+from sal_plugins.strategies import Expand, Score, strategy_class
 from sal_plugins.verifiers import PoolingPRM
 
 PROBLEM = "Tom has 23 apples and buys 48 more. How many apples does he have?"
+
+
+WAVES: list[tuple[bool, bool]] = []
+"""(has generation, has scoring) of every batch the last search issued, in order."""
+
+
+def counting(cls: type[sal.SearchStrategy]) -> type[sal.SearchStrategy]:
+    """A subclass whose plan records each batch it yields (to compute the critical path)."""
+
+    class Counted(cls):  # type: ignore[valid-type,misc]
+        def plan(self, problem: str, tree: Any) -> Any:
+            inner = cls.plan(self, problem, tree)
+            batch = next(inner)
+            while True:
+                WAVES.append(
+                    (
+                        any(isinstance(r, Expand) for r in batch),
+                        any(isinstance(r, Score) for r in batch),
+                    )
+                )
+                try:
+                    batch = inner.send((yield batch))
+                except StopIteration as stop:
+                    return stop.value
+
+    return Counted
 
 
 def build(name: str, n: int, root: str, honours_n: bool) -> sal.SearchStrategy:
@@ -46,10 +76,10 @@ def build(name: str, n: int, root: str, honours_n: bool) -> sal.SearchStrategy:
     }
     if name in ("beam_search", "dvts"):
         settings.update(beam_width=4 if n >= 8 else 2, max_steps=10)
-    return strategy_class(name)(**settings)
+    return counting(strategy_class(name))(**settings)
 
 
-def measure(
+async def measure(
     name: str, n: int, root: str, repeats: int, gen: float, prm: float, honours_n: bool
 ) -> dict[str, float]:
     walls, ratios = [], []
@@ -58,16 +88,18 @@ def measure(
         search = build(name, n, root, honours_n)
         await search.arun("warm-up " + PROBLEM)  # connections and the server-kind probe
         reset(root)
+        WAVES.clear()
         start = time.perf_counter()
         result = await search.arun(PROBLEM)
         wall = time.perf_counter() - start
         seen = stats(root)
         rounds = 1 + max(node.round for node in result.tree.nodes[1:])
-        bound = rounds * (gen + prm)
+        bound = sum(max(gen if g else 0.0, prm if s else 0.0) for g, s in WAVES)
         walls.append(wall)
         ratios.append(wall / bound)
         last = {
             "rounds": rounds,
+            "waves": len(WAVES),
             "bound": bound,
             "gen_requests": seen["generation_requests"],
             "prm_requests": seen["pooling_requests"],
@@ -97,10 +129,10 @@ async def main() -> None:
         f"median of {args.repeats}, {'fan-out' if args.fan_out else 'n honoured'}"
     )
     print(
-        "| strategy | N | rounds | wall s | critical path s | wall / critical | gen requests "
-        "| PRM requests | tokens | peak concurrency |"
+        "| strategy | N | rounds | sequential batches | wall s | critical path s | wall / critical "
+        "| gen requests | PRM requests | tokens | peak concurrency |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     with fake_server(args.gen_latency, args.prm_latency) as root:
         for name in args.strategies.split(","):
             for n in ns:
@@ -114,7 +146,7 @@ async def main() -> None:
                     honours_n=not args.fan_out,
                 )
                 print(
-                    f"| {name} | {n} | {row['rounds']:.0f} | {row['wall']:.3f} | "
+                    f"| {name} | {n} | {row['rounds']:.0f} | {row['waves']:.0f} | {row['wall']:.3f} | "
                     f"{row['bound']:.3f} | {row['ratio']:.2f} | {row['gen_requests']:.0f} | "
                     f"{row['prm_requests']:.0f} | {row['tokens']:.0f} | {row['peak']:.0f} |",
                     flush=True,
