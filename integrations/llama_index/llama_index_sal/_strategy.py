@@ -33,12 +33,24 @@ def coerce_solver(solver: Any) -> Any:
     return solver
 
 
+def coerce_verifier(verifier: Any) -> Any:
+    """A LlamaIndex LLM as verifier becomes an LLM judge; anything else is left to the strategy."""
+    if isinstance(verifier, BaseLLM):
+        from sal_plugins.verifiers.judge import JudgeVerifier
+
+        from llama_index_sal.solver import LlamaIndexSolver
+
+        return JudgeVerifier(solver=LlamaIndexSolver(llm=verifier))
+    return verifier
+
+
 def build_strategy(strategy: str | SearchStrategy, **kwargs: Any) -> SearchStrategy:
     """A configured strategy from a public name and its keyword arguments.
 
     ``strategy`` may also be an already configured :class:`SearchStrategy` (then no keyword
     arguments may be given). A LlamaIndex ``LLM`` passed as ``solver`` is wrapped in a
-    :class:`~llama_index_sal.solver.LlamaIndexSolver`.
+    :class:`~llama_index_sal.solver.LlamaIndexSolver`; one passed as ``verifier`` becomes a
+    :class:`~sal_plugins.verifiers.judge.JudgeVerifier` (an LLM judge, scale 0-10) over it.
     """
     if isinstance(strategy, SearchStrategy):
         if kwargs:
@@ -58,6 +70,8 @@ def build_strategy(strategy: str | SearchStrategy, **kwargs: Any) -> SearchStrat
             f"{strategy} needs a solver: pass solver=<a LlamaIndex LLM or a sal Solver>"
         )
     kwargs["solver"] = coerce_solver(kwargs["solver"])
+    if "verifier" in kwargs:
+        kwargs["verifier"] = coerce_verifier(kwargs["verifier"])
     return strategy_class(strategy)(**kwargs)
 
 

@@ -27,7 +27,8 @@ class SearchWorkflow(Workflow):
     Subclasses name their strategy (``strategy_name``); the constructor takes that strategy's
     keyword arguments, plus the workflow's own ``timeout`` and ``verbose``. ``solver`` may be any
     LlamaIndex LLM (wrapped in a :class:`~llama_index_sal.solver.LlamaIndexSolver`) or a sal
-    solver; ``verifier`` a sal verifier or a function ``fn(problem, steps) -> float | list[float]``.
+    solver; ``verifier`` a sal verifier, a function ``fn(problem, steps) -> float | list[float]``,
+    or a LlamaIndex LLM (used as an LLM judge through ``sal_plugins.verifiers.JudgeVerifier``).
 
     The workflow has one step. It writes a :class:`~llama_index_sal.events.SearchProgressEvent`
     to the event stream for every search event and ends with a ``StopEvent`` whose ``result`` is

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 import sal_plugins as sal
-from li_fakes import PROBLEM, RIGHT, SOLUTIONS, WRONG, prefers_four, solution_llm
+from li_fakes import PROBLEM, RIGHT, SOLUTIONS, WRONG, ScriptedLLM, prefers_four, solution_llm
 from llama_index.core.workflow import StopEvent, WorkflowTimeoutError
 from sal_plugins.errors import ConfigError, SearchError
 from sal_plugins.solvers import ScriptedSolver
 from sal_plugins.solvers.scripted import fail_calls
 from sal_plugins.strategies import BeamSearch, BestOfN, SearchStrategy
+from sal_plugins.verifiers.judge import JudgeVerifier
 
 from llama_index_sal import (
     BeamSearchWorkflow,
@@ -176,3 +177,21 @@ async def test_a_search_with_no_candidates_raises_search_error_with_the_partial_
     assert raised.value.result is not None
     assert raised.value.result.usage.failures >= 1
     assert "scripted failure" in raised.value.result.failures[0].error
+
+
+async def test_a_llamaindex_llm_as_verifier_judges_the_candidates() -> None:
+    judge = ScriptedLLM(
+        reply=lambda messages, kwargs: (
+            "Score: 9/10" if "\\boxed{4}" in (messages[-1].content or "") else "Score: 1/10"
+        )
+    )
+    workflow = BestOfNWorkflow(
+        solver=ScriptedSolver(SOLUTIONS), verifier=judge, n=2, selection="naive", seed=0
+    )
+
+    result = await workflow.run(problem=PROBLEM)
+
+    assert isinstance(workflow.strategy.verifier, JudgeVerifier)
+    assert judge.calls, "the judge LLM was asked"
+    assert result.answer == "4"
+    assert result.best is not None and result.best.score is not None and result.best.score > 0.5
