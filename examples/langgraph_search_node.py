@@ -1,11 +1,13 @@
 """Search in a LangGraph graph: a runnable as a node, a search tool, and a searching chat model.
 
-The graph answers a question in three nodes:
+The graph answers a question in four nodes:
 
-1. ``plan`` asks for the search tool with a tool call (written by hand here: a tool-calling model
-   would produce the same message);
-2. ``tools`` is LangGraph's ``ToolNode`` running ``BestOfNRunnable(...).as_tool(...)``;
-3. ``explain`` is ``SearchChatModel``, a chat model that answers with the best of its candidates.
+1. ``solve`` is ``BestOfNRunnable`` itself (its output piped into a state update): it reads the
+   question from the ``messages`` state and answers with the winner of a majority vote;
+2. ``plan`` asks for a second opinion from the search tool with a tool call (written by hand here:
+   a tool-calling model would produce the same message);
+3. ``tools`` is LangGraph's ``ToolNode`` running ``BestOfNRunnable(...).as_tool(...)``;
+4. ``explain`` is ``SearchChatModel``, a chat model that answers with the best of its candidates.
 
 It is streamed with ``stream_mode="messages"``: the candidates the searches weigh are tagged
 ``nostream``, so only the final messages reach the stream. By default the model is the embedded
@@ -23,6 +25,7 @@ import contextlib
 from collections.abc import Iterator
 
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import RunnableLambda
 from langchain_openai import ChatOpenAI
 from langchain_sal import BestOfNRunnable, SearchChatModel
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -43,7 +46,10 @@ def server(base_url: str | None) -> Iterator[str]:
 
 def build_graph(llm: ChatOpenAI) -> StateGraph:
     solve = BestOfNRunnable(
-        solver=llm, n=2, selection="majority", max_tokens=64, seed=0, output="answer"
+        solver=llm, n=2, selection="majority", max_tokens=64, seed=0, output="message"
+    ) | RunnableLambda(lambda message: {"messages": [message]})
+    second_opinion = BestOfNRunnable(
+        solver=llm, n=2, selection="majority", max_tokens=64, seed=1, output="answer"
     ).as_tool(name="solve_math", description="Solves a math problem; returns the final answer.")
     explainer = SearchChatModel(
         strategy="best_of_n",
@@ -56,7 +62,7 @@ def build_graph(llm: ChatOpenAI) -> StateGraph:
     )
 
     def plan(state: MessagesState) -> dict[str, list[BaseMessage]]:
-        question = state["messages"][-1].text
+        question = state["messages"][0].text
         call = {"name": "solve_math", "args": {"problem": question}, "id": "call-1"}
         return {"messages": [AIMessage(content="", tool_calls=[call])]}
 
@@ -66,10 +72,12 @@ def build_graph(llm: ChatOpenAI) -> StateGraph:
         return {"messages": [explainer.invoke(prompt)]}
 
     graph = StateGraph(MessagesState)
+    graph.add_node("solve", solve)
     graph.add_node("plan", plan)
-    graph.add_node("tools", ToolNode([solve]))
+    graph.add_node("tools", ToolNode([second_opinion]))
     graph.add_node("explain", explain)
-    graph.add_edge(START, "plan")
+    graph.add_edge(START, "solve")
+    graph.add_edge("solve", "plan")
     graph.add_edge("plan", "tools")
     graph.add_edge("tools", "explain")
     graph.add_edge("explain", END)
