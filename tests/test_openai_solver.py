@@ -357,7 +357,8 @@ async def test_one_choice_per_request_is_topped_up_by_fan_out(llama_server: str)
     asked = [(s.body["n"], s.body["seed"]) for s in proxy.seen]
     assert asked[:3] == [(3, 5), (1, 6), (1, 7)]  # llama.cpp answered n=3 with one choice
     assert sorted(asked[3:]) == [(1, 5), (1, 6), (1, 7)]  # then fanned out from the start
-    assert [g.text for g in first.generations] == [g.text for g in second.generations]
+    # Same seeds, same texts (the very first request met an uncached prompt, see below).
+    assert [g.text for g in first.generations][1:] == [g.text for g in second.generations][1:]
 
 
 @pytest.mark.model
@@ -396,8 +397,15 @@ async def test_logprobs_over_real_http(llama_server: str, mode: str) -> None:
 
 @pytest.mark.model
 async def test_seeded_requests_repeat_over_real_http(llama_server: str) -> None:
+    """Seeds reach the server, which samples the same text for the same seed.
+
+    llama.cpp's server evaluates a prompt it has never seen in one batch, and a cached one from
+    its KV cache; the floating-point results can differ in the last bits. So the first request is
+    a warm-up and the comparison is between later ones.
+    """
     solver = OpenAISolver(MODEL, llama_server, continuation="completion")
     request = GenerationRequest(problem="Write a short sentence.", n=2, max_tokens=16, seed=42)
+    await solver.generate(GenerationRequest(problem=request.problem, max_tokens=4, seed=0))
     first = await solver.generate(request)
     again = await solver.generate(request)
     assert [g.text for g in first.generations] == [g.text for g in again.generations]
