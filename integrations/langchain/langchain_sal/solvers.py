@@ -189,6 +189,9 @@ class LangChainSolver:
             LangChain run the search executes in, if any.
         tags: tags added to every call (by default :data:`CANDIDATE_TAGS`).
         disable_sdk_retries: switch off the model's SDK retries (the search driver retries).
+        continue_final_message: for ``ChatOpenAI`` against vLLM: continue the partial solution
+            natively by sending vLLM's ``continue_final_message=True`` and
+            ``add_generation_prompt=False`` in ``extra_body`` (implies ``"native"`` continuation).
         blocking: make the model's sync calls (``generate``) on worker threads instead of its
             async ones; the sync ``invoke``/``batch`` of the integrations use it, so a model's
             async HTTP client is never shared between the event loops those calls run on.
@@ -201,6 +204,7 @@ class LangChainSolver:
     tags: tuple[str, ...] = CANDIDATE_TAGS
     disable_sdk_retries: bool = True
     blocking: bool = False
+    continue_final_message: bool = False
     _capabilities: _Capabilities = field(default_factory=_Capabilities, repr=False)
 
     def __post_init__(self) -> None:
@@ -242,6 +246,8 @@ class LangChainSolver:
     @property
     def continuation_mode(self) -> ContinuationMode:
         """The continuation mode in force."""
+        if self.continue_final_message:
+            return "native"
         if self.continuation != "auto":
             return self.continuation
         llm_type = getattr(self.chat_model, "_llm_type", "")
@@ -278,6 +284,13 @@ class LangChainSolver:
             if request.top_logprobs:
                 wanted["top_logprobs"] = request.top_logprobs
         kwargs = {k: v for k, v in wanted.items() if self._declares(k)}
+        if self.continue_final_message and request.prefix_steps:
+            extra = getattr(self.chat_model, "extra_body", None) or {}
+            kwargs["extra_body"] = {
+                **extra,
+                "continue_final_message": True,
+                "add_generation_prompt": False,
+            }
         if n > 1:
             kwargs["n"] = n
             kwargs["stream"] = False  # a streamed response carries one choice only

@@ -119,3 +119,18 @@ async def test_a_dropped_connection_is_transient() -> None:
     model = chat_openai(drop, [])
     with pytest.raises(TransientError):
         await LangChainSolver(model).generate(GenerationRequest(problem="What is 2 + 2?"))
+
+
+async def test_vllm_style_native_continuation() -> None:
+    seen: list[dict[str, Any]] = []
+    model = chat_openai(lambda r: httpx.Response(200, json=completion("The answer is 4.")), seen)
+    solver = LangChainSolver(model, continue_final_message=True)
+    step = GenerationRequest(problem="What is 2 + 2?", prefix_steps=("2 + 2 = 4",), stop=("\n\n",))
+    await solver.generate(step)
+    body = seen[0]
+    assert body["messages"][-1] == {"role": "assistant", "content": "2 + 2 = 4\n\n"}
+    assert (body["continue_final_message"], body["add_generation_prompt"]) == (True, False)
+    seen.clear()
+    await solver.generate(GenerationRequest(problem="What is 2 + 2?"))  # a fresh start
+    assert "continue_final_message" not in seen[0]
+    assert seen[0]["messages"][-1]["role"] == "user"
