@@ -57,13 +57,27 @@ def counting(cls: type[sal.SearchStrategy]) -> type[sal.SearchStrategy]:
     return Counted
 
 
+CLIENTS: list[Any] = []
+AIOHTTP = False
+"""Send requests through the openai SDK's aiohttp transport (``--aiohttp``)."""
+
+
 def build(name: str, n: int, root: str, honours_n: bool) -> sal.SearchStrategy:
+    client = None
+    if AIOHTTP:
+        from openai import AsyncOpenAI, DefaultAioHttpClient
+
+        client = AsyncOpenAI(
+            base_url=f"{root}/v1", api_key="none", http_client=DefaultAioHttpClient()
+        )
+        CLIENTS.append(client)
     solver = OpenAISolver(
         model="fake",
         base_url=f"{root}/v1",
         api_key="none",
         honours_n=None if honours_n else False,
         max_fanout_concurrency=64,
+        client=client,
     )
     prm = PoolingPRM(model="fake-prm", base_url=root)
     settings: dict[str, object] = {
@@ -107,6 +121,8 @@ async def measure(
             "peak": seen["peak_in_flight"],
             "finished": float(all(c.finished for c in result.completions)),
         }
+    while CLIENTS:
+        await CLIENTS.pop().close()
     return {**last, "wall": statistics.median(walls), "ratio": statistics.median(ratios)}
 
 
@@ -122,11 +138,19 @@ async def main() -> None:
         action="store_true",
         help="server returns one choice per request (llama.cpp style)",
     )
+    parser.add_argument(
+        "--aiohttp",
+        action="store_true",
+        help="openai SDK over aiohttp (pip install 'openai[aiohttp]') instead of httpx",
+    )
     args = parser.parse_args()
+    global AIOHTTP
+    AIOHTTP = args.aiohttp
     ns = [int(x) for x in args.n.split(",")]
     print(
         f"generation latency {args.gen_latency}s, verifier latency {args.prm_latency}s, "
-        f"median of {args.repeats}, {'fan-out' if args.fan_out else 'n honoured'}"
+        f"median of {args.repeats}, {'fan-out' if args.fan_out else 'n honoured'}, "
+        f"{'aiohttp' if args.aiohttp else 'httpx'} transport"
     )
     print(
         "| strategy | N | rounds | sequential batches | wall s | critical path s | wall / critical "
