@@ -16,6 +16,7 @@ from sal_plugins.solvers.base import (
     ContinuationMode,
     Generation,
     GenerationRequest,
+    Pricing,
     SolverResponse,
     StopKind,
     seeds_for,
@@ -192,6 +193,7 @@ class LangChainSolver:
         continue_final_message: for ``ChatOpenAI`` against vLLM: continue the partial solution
             natively by sending vLLM's ``continue_final_message=True`` and
             ``add_generation_prompt=False`` in ``extra_body`` (implies ``"native"`` continuation).
+        pricing: token prices, for cost accounting and ``Budget(max_cost=...)``.
         blocking: make the model's sync calls (``generate``) on worker threads instead of its
             async ones; the sync ``invoke``/``batch`` of the integrations use it, so a model's
             async HTTP client is never shared between the event loops those calls run on.
@@ -205,6 +207,7 @@ class LangChainSolver:
     disable_sdk_retries: bool = True
     blocking: bool = False
     continue_final_message: bool = False
+    pricing: Pricing | None = None
     _capabilities: _Capabilities = field(default_factory=_Capabilities, repr=False)
 
     def __post_init__(self) -> None:

@@ -219,3 +219,14 @@ async def test_calls_are_tagged_and_children_of_the_bound_run() -> None:
     runs = collector.traced_runs
     assert len(runs) == 2
     assert all({"sal_candidate", "nostream"} <= set(run.tags or []) for run in runs)
+
+
+async def test_pricing_feeds_cost_accounting() -> None:
+    from sal_plugins.solvers.base import Pricing
+
+    model = RecordingChatModel(responses=SOLUTIONS[:1])
+    solver = LangChainSolver(model, pricing=Pricing(1_000_000.0, 2_000_000.0))
+    search = sal.BestOfN(solver=solver, n=2, selection="majority", early_stop=False)
+    result = await search.arun("What is 2 + 2?")
+    # two calls of 10 prompt and 5 completion tokens at 1 and 2 units per token
+    assert result.usage.cost == pytest.approx(2 * (10 * 1.0 + 5 * 2.0))
