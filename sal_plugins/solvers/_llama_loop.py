@@ -112,7 +112,7 @@ def continue_tokens(
     recorder = _LogprobRecorder(top_logprobs or 0) if logprobs or top_logprobs else None
     processors = llama_cpp.LogitsProcessorList([recorder]) if recorder else None
     stop_bytes = [s.encode("utf-8") for s in stops if s]
-    llm.set_seed(seed)
+    llm.set_seed(seed % 2**32)  # llama.cpp seeds are 32-bit
     tokens: list[int] = []
     kind: StopKind = "length"
     cut: int | None = None
