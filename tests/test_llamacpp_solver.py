@@ -16,6 +16,7 @@ from sal_plugins.embedded import (
 )
 from sal_plugins.errors import ConfigError, MissingDependencyError, SolverError
 from sal_plugins.solvers import LlamaCppSolver
+from sal_plugins.solvers._llama_loop import CHUNK, PromptCache
 from sal_plugins.solvers.base import GenerationRequest
 from sal_plugins.solvers.prompts import chatml, completion_prompt
 
@@ -54,6 +55,43 @@ def test_default_model_is_the_bundled_gguf() -> None:
     path = default_model_path()
     assert path.suffix == ".gguf" and path.is_file()
     assert embedded_solver().model_path == path
+
+
+class FakeLlama:
+    """Records how prompt tokens are batched (what decides llama.cpp's rounding)."""
+
+    def __init__(self) -> None:
+        self.n_tokens = 0
+        self.batches: list[tuple[int, tuple[int, ...]]] = []
+
+    def reset(self) -> None:
+        self.n_tokens = 0
+
+    def eval(self, tokens: list[int]) -> None:
+        self.batches.append((self.n_tokens, tuple(tokens)))
+        self.n_tokens += len(tokens)
+
+
+def fresh_batches(prompt: list[int]) -> list[tuple[int, tuple[int, ...]]]:
+    llm = FakeLlama()
+    PromptCache().prepare(llm, prompt)
+    return llm.batches
+
+
+def test_prompt_cache_reuses_aligned_blocks_and_batches_like_a_fresh_start() -> None:
+    first = list(range(100))
+    second = first[:90] + list(range(500, 530))  # the next step: shares 90 tokens
+    llm, cache = FakeLlama(), PromptCache()
+    assert cache.prepare(llm, first) == 99  # the last token is left to Llama.generate
+    llm.n_tokens += 20  # generation appended tokens to the cache
+    llm.batches.clear()
+    reused = 90 // CHUNK * CHUNK
+    assert cache.prepare(llm, second) == len(second) - 1 - reused
+    # The same batches, at the same positions, as evaluating `second` from scratch.
+    assert llm.batches == [b for b in fresh_batches(second) if b[0] >= reused]
+    assert cache.prepare(llm, second) == 0  # the n continuations of one request share it
+    unrelated = list(range(900, 950))
+    assert cache.prepare(llm, unrelated) == 49 and llm.batches[-1][0] == 32
 
 
 @pytest.mark.model

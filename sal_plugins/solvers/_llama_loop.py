@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sal_plugins.solvers.base import Generation, StopKind
 
-__all__ = ["Cancelled", "Sampling", "continue_tokens", "prepare_prompt", "render_template"]
+__all__ = ["CHUNK", "Cancelled", "PromptCache", "Sampling", "continue_tokens", "render_template"]
 
 
 class Cancelled(Exception):
@@ -69,22 +69,55 @@ class _LogprobRecorder:
             )
 
 
-def prepare_prompt(llm: Any, prompt: list[int], cached_head: list[int] | None) -> list[int]:
-    """Evaluate all but the last prompt token, unless exactly that is cached; return it.
+CHUNK = 32
+"""Prompt tokens are evaluated in batches of this size, aligned at multiples of it."""
 
-    Floating-point results of llama.cpp depend on how tokens are batched, so a prefix evaluated
-    as part of another prompt can shift the logits slightly and change a seeded sample. Every
-    prompt is therefore evaluated the same way: its head as one batch (reused only by requests
-    with the very same head, such as the ``n`` continuations of one request), then the last token
-    alone (``Llama.generate`` re-evaluates it from the cached head).
+
+@dataclass
+class PromptCache:
+    """What the llama.cpp KV cache holds that a new prompt may reuse, deterministically.
+
+    llama.cpp's floating-point results depend on how tokens are batched, so reusing a prefix that
+    was evaluated in another shape (inside a longer batch, or token by token while generating) can
+    change a seeded sample in a later request. Every prompt is therefore evaluated in one
+    canonical way: full batches of :data:`CHUNK` tokens aligned at multiples of it, then the
+    rest of the head in one batch, then the last token alone (``Llama.generate`` does that part).
+    A batch depends only on the tokens up to its end, so aligned full batches shared with the
+    previous prompt are reused as they are, and so is the whole head when a request repeats it
+    (the ``n`` continuations of one request). Results then depend on the prompt alone, not on
+    what ran before, while successive steps of a solution still reuse most of their prefix.
+
+    Attributes:
+        head: the head (all but the last token) of the prompt last evaluated.
+        chunks: the aligned full batches of ``head`` (a prefix of it).
     """
-    head = prompt[:-1]
-    if head == cached_head and llm.n_tokens >= len(head):
-        return head
-    llm.reset()
-    if head:
-        llm.eval(head)
-    return head
+
+    head: list[int] | None = None
+    chunks: list[int] = field(default_factory=list)
+
+    def prepare(self, llm: Any, prompt: list[int]) -> int:
+        """Evaluate ``prompt[:-1]`` canonically, reusing what allows it; return tokens evaluated."""
+        head = prompt[:-1]
+        if head == self.head and llm.n_tokens >= len(head):
+            return 0
+        shared = 0
+        for cached, token in zip(self.chunks, head, strict=False):
+            if cached != token:
+                break
+            shared += 1
+        keep = shared // CHUNK * CHUNK
+        if keep and llm.n_tokens >= keep:
+            llm.n_tokens = keep  # Llama.eval drops the KV cache beyond n_tokens first
+        else:
+            keep = 0
+            llm.reset()
+        # Until the evaluation completes, only the kept blocks are known to be in the cache.
+        self.head, self.chunks = None, head[:keep]
+        for start in range(keep, len(head), CHUNK):
+            llm.eval(head[start : start + CHUNK])
+        self.head = head
+        self.chunks = head[: len(head) // CHUNK * CHUNK]
+        return len(head) - keep
 
 
 def continue_tokens(

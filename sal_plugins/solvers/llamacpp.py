@@ -12,9 +12,9 @@ from typing import Any
 
 from sal_plugins.errors import ConfigError, MissingDependencyError, SolverError
 from sal_plugins.solvers._llama_loop import (
+    PromptCache,
     Sampling,
     continue_tokens,
-    prepare_prompt,
     render_template,
 )
 from sal_plugins.solvers.base import Generation, GenerationRequest, SolverResponse, seeds_for
@@ -56,10 +56,11 @@ class LlamaCppSolver:
 
     The partial solution is continued as raw text over the chat template (the GGUF's own
     template when it has one, else ChatML), exactly as the model would have written it. The
-    prompt is evaluated once per request and shared by its ``n`` continuations; continuation ``i``
-    is sampled with seed ``seed + i``, and the same request gives the same text whatever ran
-    before it (a prompt prefix evaluated inside another prompt is not reused, because llama.cpp's
-    floating-point results depend on batching). The stop kind is exact: ``"end"`` for an
+    prompt is evaluated once per request and shared by its ``n`` continuations, and successive
+    steps reuse the KV cache of their common prefix in aligned 32-token blocks, so that the
+    result depends on the prompt alone (llama.cpp's floating-point results depend on batching):
+    continuation ``i`` is sampled with seed ``seed + i``, and the same request gives the same text
+    whatever ran before it. The stop kind is exact: ``"end"`` for an
     end-of-generation token, ``"delimiter"`` for a stop string, ``"length"`` for ``max_tokens``.
     Log-probabilities are recorded when the request asks for them.
 
@@ -117,7 +118,7 @@ class LlamaCppSolver:
         self.pricing = None
         self._template = chat_template
         self._llm: Any = None
-        self._head: list[int] | None = None
+        self._cache = PromptCache()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -181,9 +182,8 @@ class LlamaCppSolver:
                     f"the prompt has {len(prompt)} tokens, more than n_ctx={self.n_ctx} allows; "
                     "create the LlamaCppSolver with a larger n_ctx"
                 )
-            cached, self._head = self._head, None  # unknown if the evaluation fails half-way
             try:
-                self._head = prepare_prompt(llm, prompt, cached)
+                self._cache.prepare(llm, prompt)
             except (RuntimeError, ValueError) as error:
                 raise SolverError(f"llama.cpp failed: {error}") from error
             generations: list[Generation] = []
