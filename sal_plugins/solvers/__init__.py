@@ -17,7 +17,7 @@ from sal_plugins.solvers.base import (
     SolverResponse,
     StopKind,
 )
-from sal_plugins.solvers.scripted import ScriptedSolver
+from sal_plugins.solvers.scripted import ScriptedSolver, fail_calls
 
 if TYPE_CHECKING:
     from sal_plugins.solvers.llamacpp import LlamaCppSolver
@@ -34,6 +34,7 @@ __all__ = [
     "Solver",
     "SolverResponse",
     "StopKind",
+    "fail_calls",
 ]
 
 _LAZY = {
