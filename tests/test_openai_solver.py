@@ -81,6 +81,9 @@ def test_kept_stop_string_is_stripped_and_means_delimiter() -> None:
     choice = {"index": 0, "text": "2 + 3 = 5\n\n", "finish_reason": "stop"}
     generation = generation_from_choice(choice, ["\n\n"])
     assert (generation.text, generation.stop_kind) == ("2 + 3 = 5", "delimiter")
+    # vLLM said EOS: the model wrote the blank line itself, then ended.
+    ended = generation_from_choice({**choice, "stop_reason": None}, ["\n\n"])
+    assert (ended.text, ended.stop_kind) == ("2 + 3 = 5", "end")
 
 
 def test_chat_and_completion_logprob_shapes() -> None:

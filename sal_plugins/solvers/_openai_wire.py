@@ -117,8 +117,8 @@ def generation_from_choice(choice: Mapping[str, Any], stops: Sequence[str]) -> G
     """A :class:`Generation` from one choice of a chat or text completion body.
 
     The choice is the JSON object as the server sent it (``message.content`` for chat, ``text``
-    for completions). A stop string the server kept at the end of the text is removed and makes
-    the stop kind ``"delimiter"``.
+    for completions). A stop string the server kept at the end of the text is removed; without a
+    ``stop_reason`` to say otherwise, that makes the stop kind ``"delimiter"``.
     """
     message = choice.get("message")
     raw_text = message.get("content") if isinstance(message, Mapping) else choice.get("text")
@@ -129,7 +129,7 @@ def generation_from_choice(choice: Mapping[str, Any], stops: Sequence[str]) -> G
     )
     if finish_reason == "stop":
         text, kept = _strip_kept_stop(text, stops)
-        if kept:
+        if kept and kind == "unknown":  # a server that keeps the stop string stopped at it
             kind = "delimiter"
     token_logprobs, top_logprobs = _logprobs(choice.get("logprobs"))
     return Generation(
