@@ -41,11 +41,8 @@ def _children_of(
     LangChain gives chain runs ``get_child()`` but not model runs, which are normally leaves; the
     search's own model calls are children of this model's run, so the manager is built the same way.
     """
-    cls = (
-        AsyncCallbackManager
-        if isinstance(run_manager, AsyncCallbackManagerForLLMRun)
-        else (CallbackManager)
-    )
+    asynchronous = isinstance(run_manager, AsyncCallbackManagerForLLMRun)
+    cls = AsyncCallbackManager if asynchronous else CallbackManager
     manager = cls(handlers=[], parent_run_id=run_manager.run_id)
     manager.set_handlers(run_manager.inheritable_handlers)
     manager.add_tags(run_manager.inheritable_tags)
