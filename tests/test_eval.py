@@ -145,6 +145,14 @@ def test_hub_rows_become_problems(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen == {"name": "openai/gsm8k", "subset": "main", "split": "test"}
 
 
+def test_unstated_answers_are_graded_on_the_last_number() -> None:
+    from sal_plugins.eval import graded_answer
+
+    assert graded_answer(None, "23 + 48 = 71, so Tom has 1,071 apples.") == ("1071", "last_number")
+    assert graded_answer("\\frac{1}{2}", "x = 3") == ("\\frac{1}{2}", "stated")
+    assert graded_answer(None, "no numbers here") == (None, "none")
+
+
 def test_wilson_interval() -> None:
     low, high = wilson_interval(8, 10)
     assert (round(low, 3), round(high, 3)) == (0.49, 0.943)
@@ -252,6 +260,7 @@ def test_eval_table_files_and_plot(
     ]
     record = json.loads((out_dir / "results" / "greedy-n1.jsonl").read_text().splitlines()[0])
     assert record["problem_id"] == "p2" and record["gold"] == "5" and record["correct"] is True
+    assert record["answer_source"] == "stated" and record["text"].startswith("2 + 3 = 5")
     assert "[greedy N=1] p2: answer='5'" in err  # plain progress off a terminal
 
 

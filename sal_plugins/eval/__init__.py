@@ -11,7 +11,7 @@ The building blocks behind ``sal eval``::
 """
 
 from sal_plugins.eval.datasets import Problem, gold_answer, load_problems, problems_from_rows
-from sal_plugins.eval.grading import is_correct
+from sal_plugins.eval.grading import graded_answer, is_correct
 from sal_plugins.eval.plot import plot_accuracy_vs_budget
 from sal_plugins.eval.report import ArmSummary, format_table, summarize, wilson_interval
 from sal_plugins.eval.runner import Arm, Record, RunFolder, StrategyFactory, run_arms
@@ -25,6 +25,7 @@ __all__ = [
     "StrategyFactory",
     "format_table",
     "gold_answer",
+    "graded_answer",
     "is_correct",
     "load_problems",
     "plot_accuracy_vs_budget",

@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
+import re
+
 from sal_plugins.answers import answers_equivalent, normalize_answer
 
-__all__ = ["is_correct"]
+__all__ = ["graded_answer", "is_correct"]
+
+_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def graded_answer(answer: str | None, text: str) -> tuple[str | None, str]:
+    """The answer to grade and how it was found: ``"stated"`` or ``"last_number"`` (or ``"none"``).
+
+    A solution that states its answer (``\\boxed{}``, "The answer is") is graded on that. One
+    that does not is graded on the last number it wrote, as lm-evaluation-harness's
+    "flexible-extract" does for GSM8K: small models often end with "so Tom has 71 apples".
+
+    Examples:
+        >>> graded_answer(None, "23 + 48 = 71, so Tom has 71 apples.")
+        ('71', 'last_number')
+        >>> graded_answer("71", "...")
+        ('71', 'stated')
+    """
+    if answer is not None:
+        return answer, "stated"
+    numbers = _LAST_NUMBER.findall(text)
+    if numbers:
+        return numbers[-1].rstrip(".").replace(",", ""), "last_number"
+    return None, "none"
 
 
 def is_correct(predicted: str | None, gold: str) -> bool:

@@ -52,6 +52,7 @@ class ArmSummary:
         total_tokens: mean prompt plus generated tokens per problem.
         wall_time_s: mean seconds per problem.
         errors: searches that raised.
+        stated: share of graded answers the solution stated (the rest: its last number).
     """
 
     strategy: str
@@ -67,6 +68,7 @@ class ArmSummary:
     total_tokens: float
     wall_time_s: float
     errors: int
+    stated: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -105,6 +107,7 @@ def summarize(records: Iterable[Record]) -> list[ArmSummary]:
                 total_tokens=_mean(r.prompt_tokens + r.completion_tokens for r in group),
                 wall_time_s=_mean(r.wall_time_s for r in group),
                 errors=sum(r.error is not None for r in group),
+                stated=_mean(float(r.answer_source == "stated") for r in group),
             )
         )
     return rows
@@ -121,6 +124,7 @@ HEADERS = (
     "gen tokens",
     "all tokens",
     "s/problem",
+    "stated",
     "errors",
 )
 
@@ -139,6 +143,7 @@ def table_rows(summaries: Sequence[ArmSummary]) -> list[tuple[str, ...]]:
             f"{s.completion_tokens:.0f}",
             f"{s.total_tokens:.0f}",
             f"{s.wall_time_s:.2f}",
+            f"{s.stated:.0%}",
             str(s.errors),
         )
         for s in summaries

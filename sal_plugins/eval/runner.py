@@ -17,7 +17,7 @@ from typing import Any
 
 from sal_plugins.errors import ConfigError, SalError, SearchError
 from sal_plugins.eval.datasets import Problem
-from sal_plugins.eval.grading import is_correct
+from sal_plugins.eval.grading import graded_answer, is_correct
 from sal_plugins.results import SearchResult
 from sal_plugins.strategies.base import SearchStrategy
 
@@ -47,7 +47,8 @@ class Record:
         n: the arm's sample count.
         seed: the seed the search ran with.
         gold: the gold answer.
-        answer: the search's extracted answer (``None`` if it gave none).
+        answer: the graded answer: the one the selected solution states, else the last number it
+            wrote (see :func:`~sal_plugins.eval.grading.graded_answer`); ``None`` if neither.
         correct: whether ``answer`` matches ``gold`` (math-verify).
         score: the selected completion's verifier score.
         stop_reason: why the search ended (``"error"`` when it raised).
@@ -57,6 +58,8 @@ class Record:
         completion_tokens: tokens generated.
         wall_time_s: seconds the search took.
         error: the error that ended the search, if any.
+        answer_source: ``"stated"``, ``"last_number"`` or ``"none"``.
+        text: the selected solution's text.
     """
 
     problem_id: str
@@ -74,6 +77,8 @@ class Record:
     completion_tokens: int
     wall_time_s: float
     error: str | None = None
+    answer_source: str = "none"
+    text: str = ""
 
     @property
     def arm(self) -> Arm:
@@ -90,8 +95,9 @@ class Record:
         error: str | None,
     ) -> Record:
         """Grade a search result (or a failed search) into a record."""
-        answer = result.answer if result is not None else None
         best = result.best if result is not None else None
+        text = best.text if best is not None else ""
+        answer, source = graded_answer(best.answer if best is not None else None, text)
         usage = result.usage if result is not None else None
         return cls(
             problem_id=problem.id,
@@ -109,6 +115,8 @@ class Record:
             completion_tokens=usage.completion_tokens if usage else 0,
             wall_time_s=usage.wall_time_s if usage else 0.0,
             error=error,
+            answer_source=source,
+            text=text,
         )
 
     @classmethod
