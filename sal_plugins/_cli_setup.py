@@ -97,12 +97,20 @@ def add_strategy_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--beam-width", type=int, help="continuations per kept beam (beam_search, dvts)"
     )
-    group.add_argument("--max-steps", type=int, help="most steps per solution (beam_search, dvts)")
+    group.add_argument(
+        "--max-steps",
+        type=int,
+        help="most steps per solution (beam_search, dvts; default 8 on the embedded model)",
+    )
     group.add_argument(
         "--seed", type=int, default=0, help="seed for a reproducible search (default 0)"
     )
     group.add_argument("--temperature", type=float, help="sampling temperature")
-    group.add_argument("--max-tokens", type=int, help="tokens per generation request")
+    group.add_argument(
+        "--max-tokens",
+        type=int,
+        help="tokens per generation request (default 256 on the embedded model, else 1024)",
+    )
     group.add_argument("--max-calls", type=int, help="budget: most generation + verifier requests")
     group.add_argument("--deadline", type=float, help="budget: wall-clock seconds per search")
     group.add_argument(
