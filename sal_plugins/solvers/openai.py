@@ -205,10 +205,13 @@ class OpenAISolver:
         )
 
     async def aclose(self) -> None:
-        """Close the HTTP clients this solver opened (an injected client is left open)."""
-        clients = list(self._clients.values())
-        self._clients.clear()
-        for client in clients:
+        """Close the HTTP client this solver opened for the running event loop.
+
+        Clients of event loops that have ended are dropped with their loops; an injected client
+        is left to its owner.
+        """
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
             await client.close()
 
     # --- internals ----------------------------------------------------------------------------
