@@ -435,3 +435,13 @@ def test_search_end_to_end_over_real_http(llama_server: str, strategy: str) -> N
     assert result.usage.failures == 0
     assert all(c.score is not None for c in result.completions)
     assert len(result.tree.to_json()) > 0
+
+
+@pytest.mark.model
+def test_one_solver_serves_successive_sync_runs(llama_server: str) -> None:
+    # Each sync run() has its own event loop; pooled connections must not leak across them.
+    solver = OpenAISolver(MODEL, llama_server, continuation="completion")
+    search = sal.BestOfN(solver=solver, n=1, max_tokens=4, seed=0, max_retries=0)
+    for _ in range(2):
+        result = search.run("Name a colour.")
+        assert result.usage.failures == 0 and len(result.completions) == 1
