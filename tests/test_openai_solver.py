@@ -244,6 +244,22 @@ async def test_fewer_choices_than_n_are_topped_up_with_consecutive_seeds_and_rem
     assert second.requests == 3 and sorted(b["n"] for b in seen) == [1, 1, 1]
 
 
+async def test_a_server_capping_n_is_topped_up_in_requests_of_its_cap() -> None:
+    seen: list[tuple[int, int]] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content)
+        seen.append((body["n"], body["seed"]))
+        texts = [(f"{body['seed']}.{i}", "stop", None) for i in range(min(body["n"], 2))]
+        return httpx2.Response(200, json=vllm_chat_body(*texts))
+
+    response = await mock_solver(handler, continuation="native").generate(
+        GenerationRequest(problem="p", n=5, seed=10)
+    )
+    assert [g.text for g in response.generations] == ["10.0", "10.1", "12.0", "12.1", "14.0"]
+    assert response.requests == 3 and sorted(seen) == [(1, 14), (2, 12), (5, 10)]
+
+
 @pytest.mark.parametrize(
     ("status", "headers", "transient", "retry_after"),
     [
