@@ -1,10 +1,11 @@
 """Final answers: extraction from solution text and equivalence between answers.
 
 Extraction looks, in order, for the last ``\\boxed{...}`` (braces balanced), a "final answer is X" /
-"The answer is X" sentence, and GSM8K's ``#### X``. Equivalence is decided by math-verify
-(``2/4`` equals ``\\frac{1}{2}`` equals ``0.5``), after a cheap normalised string comparison.
-math-verify's signal-based timeouts are disabled because searches run in worker threads, where
-signals cannot be used.
+"The answer is X" sentence, GSM8K's ``#### X``, and last the final number in the text (the
+"flexible" extraction of GSM8K evaluations, which small models that never box their answers need).
+Equivalence is decided by math-verify (``2/4`` equals ``\\frac{1}{2}`` equals ``0.5``), after a
+cheap normalised string comparison. math-verify's signal-based timeouts are disabled because
+searches run in worker threads, where signals cannot be used.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ _ANSWER_IS = re.compile(
 )
 _GSM8K = re.compile(r"####\s*(?P<answer>[^\n]+)")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 
 logging.getLogger("math_verify").setLevel(logging.ERROR)
 
@@ -44,14 +46,21 @@ def _last_boxed(text: str) -> str | None:
     return None
 
 
-def extract_answer(text: str) -> str | None:
-    """The final answer stated in a solution, or ``None`` if it states none.
+def extract_answer(text: str, *, flexible: bool = True) -> str | None:
+    """The final answer of a solution, or ``None`` if none can be found.
+
+    Args:
+        text: the solution.
+        flexible: fall back to the last number in the text when no answer is stated; ``False``
+            returns only answers the text states (boxed, "the answer is", ``####``).
 
     Examples:
         >>> extract_answer("so 3 + 4 = 7.\\n\\nTherefore, the final answer is: $\\\\boxed{7}$.")
         '7'
-        >>> extract_answer("The answer is 12 apples.")
-        '12 apples'
+        >>> extract_answer("The answer is indeed 12 apples.")
+        '12'
+        >>> extract_answer("23 + 48 = 71")
+        '71'
     """
     boxed = _last_boxed(text)
     if boxed:
@@ -60,11 +69,20 @@ def extract_answer(text: str) -> str | None:
     if matches:
         answer = matches[-1].group("answer").strip().strip("$ ").rstrip(".").strip()
         if answer:
-            return answer
+            return _number_in_prose(answer)
     gsm = list(_GSM8K.finditer(text))
     if gsm:
         return gsm[-1].group("answer").strip()
-    return None
+    numbers = _NUMBER.findall(text) if flexible else []
+    return numbers[-1].rstrip(",") if numbers else None
+
+
+def _number_in_prose(answer: str) -> str:
+    """``"indeed 87"`` -> ``"87"``; math (``x = 5``, ``\\frac{1}{2}``) is left as it is."""
+    if not _WORD.search(answer):
+        return answer
+    numbers = _NUMBER.findall(answer)
+    return numbers[0].rstrip(",") if len(numbers) == 1 else answer
 
 
 def normalize_answer(answer: str) -> str:

@@ -20,17 +20,26 @@ from sal_plugins.answers import (
         ("nested: $\\boxed{\\sqrt{\\frac{a}{b}}}$", "\\sqrt{\\frac{a}{b}}"),
         ("first \\boxed{a{b}c}, then the last one counts: \\boxed{7}", "7"),
         ("\\fbox{3}", "3"),
-        ("The answer is 12 apples.", "12 apples"),
+        ("The answer is 12 apples.", "12"),
+        ("The answer is indeed 87.", "87"),
+        ("The answer is x = 5.", "x = 5"),
+        ("The answer is between 3 and 4.", "between 3 and 4"),
         ("So the final answer is 5", "5"),
         ("The answer is: $7$.", "7"),
         ("Natalia sold 48 + 24 = 72 clips.\n#### 72", "72"),
         ("#### 1,234", "1,234"),
         ("no answer stated here", None),
-        ("an unclosed \\boxed{12", None),
+        ("an unclosed \\boxed{12", "12"),
+        ("23 + 48 = 91\n\nSo we add them, 71 in all", "71"),
     ],
 )
 def test_extract_answer(text: str, answer: str | None) -> None:
     assert extract_answer(text) == answer
+
+
+def test_strict_extraction_takes_only_stated_answers() -> None:
+    assert extract_answer("23 + 48 = 91", flexible=False) is None
+    assert extract_answer("The answer is 91.", flexible=False) == "91"
 
 
 def test_boxed_wins_over_a_later_sentence() -> None:

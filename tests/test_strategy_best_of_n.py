@@ -209,7 +209,7 @@ def test_weighted_selection_lets_an_unanswered_candidate_beat_a_low_scored_answe
     # A solution that states no final answer but scores well must not lose to a wrong answer
     # that scores zero just because only the latter forms an answer group.
     solutions = [
-        "23 + 48 = 71\n\nSo that is seventy-one",
+        "Add the tens, then the ones\n\nSo that is seventy-one",
         "23 + 48 = 222\n\nThe answer is $\\boxed{222}$.",
     ]
     verifier = ScriptedVerifier(lambda problem, step: 0.0 if "222" in step else 0.9)
@@ -217,5 +217,5 @@ def test_weighted_selection_lets_an_unanswered_candidate_beat_a_low_scored_answe
         solver=ScriptedSolver(solutions), verifier=verifier, n=2, selection="weighted", seed=0
     ).run("What is 23 + 48?")
     assert result.best is not None
-    assert "71" in result.best.text
+    assert "seventy-one" in result.best.text
     assert result.answer is None

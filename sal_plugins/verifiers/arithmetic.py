@@ -229,7 +229,7 @@ class ArithmeticVerifier:
         """The score of one step (``expected``: the exact value the final answer must have)."""
         verdicts = [e.correct for e in find_equations(step, rounding=self.rounding)]
         if expected is not None:
-            stated = _ANSWER.fullmatch((extract_answer(step) or "").strip())
+            stated = _ANSWER.fullmatch((extract_answer(step, flexible=False) or "").strip())
             if stated is not None:
                 verdicts.append(_matches(expected, stated.group("value"), self.rounding))
         if not verdicts:
