@@ -40,6 +40,8 @@ def is_correct(predicted: str | None, gold: str) -> bool:
         True
         >>> is_correct("$1,000", "1000")
         True
+        >>> is_correct("that there are 48 candies in 6 bags", "48")
+        True
         >>> is_correct(None, "3")
         False
     """
@@ -47,6 +49,7 @@ def is_correct(predicted: str | None, gold: str) -> bool:
         return False
     if answers_equivalent(predicted, gold):
         return True
-    # "$18" or "18 dollars" against GSM8K's bare "18": compare the leading number.
-    head = normalize_answer(predicted.split()[0]) if predicted.split() else ""
-    return bool(head) and head.lstrip("$") == normalize_answer(gold)
+    # "$18", "18 dollars" or "that there are 18 apples" against GSM8K's bare "18": compare the
+    # first number of the stated answer.
+    first = _LAST_NUMBER.search(predicted)
+    return first is not None and normalize_answer(first.group()) == normalize_answer(gold)

@@ -36,6 +36,7 @@ def plot_accuracy_vs_budget(
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
     except ImportError as error:
         raise MissingDependencyError("the accuracy plot", "eval") from error
 
@@ -58,6 +59,9 @@ def plot_accuracy_vs_budget(
                 )
         if any(getattr(s, attribute) > 0 for s in summaries):
             axis.set_xscale("log")
+            axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.xaxis.set_major_formatter(ScalarFormatter())
+            axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_xlabel(label)
         axis.grid(True, alpha=0.3)
     axes[0].set_ylabel("accuracy")
