@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+import time
 from types import TracebackType
 from typing import TextIO
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.live import Live
+from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
@@ -49,9 +51,14 @@ class SearchProgress:
         self.retries = 0
         self.failures = 0
         self._live: Live | None = None
+        self._started = time.monotonic()
+        self._spinner = Spinner("dots")
 
     def __enter__(self) -> SearchProgress:
+        self._started = time.monotonic()
         if self.enabled and self.live:
+            # Live redraws the panel several times a second; its spinner and clock compute their
+            # text when drawn, so they keep moving while a slow model works on a round.
             self._live = Live(
                 self._panel(), console=self.console, refresh_per_second=8, transient=True
             )
@@ -109,15 +116,27 @@ class SearchProgress:
 
     def _panel(self) -> Group:
         table = Table.grid(padding=(0, 2))
+        table.add_column()
         for _ in range(6):
             table.add_column()
         best = "-" if self.best is None else f"{self.best:.3f}"
         table.add_row(
+            self._spinner,
             Text(self.strategy or "search", style="bold"),
-            f"{self.elapsed:5.1f}s",
+            _Clock(self._started),
             f"round {self.round}",
             f"{self.generated} generated / {self.finished} finished",
             f"{self.scored} scored, best {best}",
             f"{self.retries} retries, {self.failures} failures",
         )
         return Group(table)
+
+
+class _Clock:
+    """Seconds since ``start``, computed each time it is drawn."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text(f"{time.monotonic() - self.start:5.1f}s")
