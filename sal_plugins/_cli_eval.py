@@ -135,7 +135,8 @@ def _print_table(rows: list[tuple[str, ...]], markdown: str, out: TextIO) -> Non
         return
     table = Table(title="accuracy vs. compute (calls and tokens: mean per problem)")
     for header in HEADERS:
-        table.add_column(header, justify="left" if header == "strategy" else "right")
+        first = header == "strategy"
+        table.add_column(header, justify="left" if first else "right", no_wrap=first)
     for row in rows:
         table.add_row(*row)
     console.print(table)
