@@ -136,7 +136,9 @@ def _print_table(rows: list[tuple[str, ...]], markdown: str, out: TextIO) -> Non
     table = Table(title="accuracy vs. compute (calls and tokens: mean per problem)")
     for header in HEADERS:
         first = header == "strategy"
-        table.add_column(header, justify="left" if first else "right", no_wrap=first)
+        table.add_column(
+            header, justify="left" if first else "right", no_wrap=header in ("strategy", "95% CI")
+        )
     for row in rows:
         table.add_row(*row)
     console.print(table)
