@@ -79,6 +79,8 @@ def main() -> None:
             "0",
             "--temperature",
             "0.7",
+            "--set",
+            "aggregation=min",
         ]
     )
     raise SystemExit(code)

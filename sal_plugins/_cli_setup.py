@@ -36,8 +36,9 @@ RECIPES = ("greedy", "self_consistency")
 """Names accepted beside the strategies: ``greedy`` (one sample at temperature 0, no verifier) and
 ``self_consistency`` (best-of-N with a majority vote and no verifier)."""
 
-EMBEDDED_DEFAULTS: dict[str, Any] = {"max_tokens": 256, "max_steps": 8}
-"""Settings that keep the embedded 135M model quick on a laptop CPU when no flag says otherwise."""
+EMBEDDED_DEFAULTS: dict[str, Any] = {"max_tokens": 256, "max_steps": 8, "temperature": 0.2}
+"""Settings for the embedded 135M model when no flag says otherwise: short requests keep it quick
+on a laptop CPU, and a low temperature keeps such a small model's samples on topic."""
 
 
 def canonical_strategy(name: str) -> str:
@@ -85,7 +86,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
         choices=("arithmetic", "none"),
         default=None,
         help="scorer when no --prm-url is given (default: arithmetic, which checks every "
-        "a op b = c; a trajectory scores its worst step)",
+        "a op b = c; a trajectory scores the mean of its steps)",
     )
     group.add_argument("--solver-factory", help=argparse.SUPPRESS)
     group.add_argument("--verifier-factory", help=argparse.SUPPRESS)
@@ -105,7 +106,9 @@ def add_strategy_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--seed", type=int, default=0, help="seed for a reproducible search (default 0)"
     )
-    group.add_argument("--temperature", type=float, help="sampling temperature")
+    group.add_argument(
+        "--temperature", type=float, help="sampling temperature (default 0.2 on the embedded model)"
+    )
     group.add_argument(
         "--max-tokens",
         type=int,
@@ -268,14 +271,17 @@ def build_strategy(
         settings["max_tokens"] = EMBEDDED_DEFAULTS["max_tokens"]
     if args.temperature is not None and key != "greedy":
         settings["temperature"] = args.temperature
+    elif components.embedded and key != "greedy":
+        settings["temperature"] = EMBEDDED_DEFAULTS["temperature"]
     if args.seed is not None:
         settings["seed"] = args.seed
     if args.max_calls is not None or args.deadline is not None:
         settings["budget"] = Budget(max_calls=args.max_calls, deadline_s=args.deadline)
     if components.description.get("verifier") == "arithmetic" and settings.get("verifier"):
-        # Any wrong equation should sink a trajectory, wherever it is: with "last", a final
-        # "The answer is ..." step (nothing to check) would hide the slip before it.
-        settings["aggregation"] = "min"
+        # The arithmetic verifier scores 1 (every equation holds), 0 (one is wrong) or 0.5
+        # (nothing to check) per step. The mean ranks a trajectory by how much of it checks out;
+        # "last" would judge by a final "The answer is ..." step alone.
+        settings["aggregation"] = "mean"
     settings.update(_parse_options(args.options))
     try:
         return cls(**settings)

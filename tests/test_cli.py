@@ -207,6 +207,7 @@ def test_embedded_default_when_no_solver_is_named(
     assert data["answer"] == "71"
     request = SOLVERS[-1].requests[0]
     assert request.max_tokens == 256  # embedded default, not the 1024 of a served model
+    assert request.temperature == 0.2
     assert request.n == 4
 
 
@@ -258,13 +259,13 @@ def _events(search: BestOfN) -> list[object]:
     return asyncio.run(collect())
 
 
-def test_arithmetic_verifier_scores_a_trajectory_by_its_worst_step() -> None:
+def test_arithmetic_verifier_scores_a_trajectory_by_its_mean_step() -> None:
     from sal_plugins._cli_setup import build_components, build_strategy
 
     base = ["run", "q?", f"--solver-factory={__name__}:make_solver"]
     args = cli.build_parser().parse_args(base)
     strategy = build_strategy("best_of_n", 4, args, build_components(args))
     assert type(strategy.verifier).__name__ == "ArithmeticVerifier"
-    assert strategy.aggregation == "min"
+    assert strategy.aggregation == "mean"
     args = cli.build_parser().parse_args([*base, "--set", "aggregation=last"])
     assert build_strategy("best_of_n", 4, args, build_components(args)).aggregation == "last"
