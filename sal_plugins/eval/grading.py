@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from sal_plugins.answers import answers_equivalent, normalize_answer
+from sal_plugins.answers import answers_equivalent, extract_answer, normalize_answer
 
 __all__ = ["graded_answer", "is_correct"]
 
-_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 def graded_answer(answer: str | None, text: str) -> tuple[str | None, str]:
@@ -26,9 +26,9 @@ def graded_answer(answer: str | None, text: str) -> tuple[str | None, str]:
     """
     if answer is not None:
         return answer, "stated"
-    numbers = _LAST_NUMBER.findall(text)
-    if numbers:
-        return numbers[-1].rstrip(".").replace(",", ""), "last_number"
+    last_number = extract_answer(text, flexible=True)
+    if last_number is not None:
+        return last_number.replace(",", ""), "last_number"
     return None, "none"
 
 
@@ -51,5 +51,5 @@ def is_correct(predicted: str | None, gold: str) -> bool:
         return True
     # "$18", "18 dollars" or "that there are 18 apples" against GSM8K's bare "18": compare the
     # first number of the stated answer.
-    first = _LAST_NUMBER.search(predicted)
+    first = _NUMBER.search(predicted)
     return first is not None and normalize_answer(first.group()) == normalize_answer(gold)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from sal_plugins.answers import extract_answer
 from sal_plugins.errors import ConfigError, SalError, SearchError
 from sal_plugins.eval.datasets import Problem
 from sal_plugins.eval.grading import graded_answer, is_correct
@@ -97,7 +98,8 @@ class Record:
         """Grade a search result (or a failed search) into a record."""
         best = result.best if result is not None else None
         text = best.text if best is not None else ""
-        answer, source = graded_answer(best.answer if best is not None else None, text)
+        # Grade the answer the text states; graded_answer falls back to its last number itself.
+        answer, source = graded_answer(extract_answer(text, flexible=False), text)
         usage = result.usage if result is not None else None
         return cls(
             problem_id=problem.id,
