@@ -3,6 +3,7 @@
 Extraction looks, in order, for the last ``\\boxed{...}`` (braces balanced), a "final answer is X" /
 "The answer is X" sentence, GSM8K's ``#### X``, and last the final number in the text (the
 "flexible" extraction of GSM8K evaluations, which small models that never box their answers need).
+Template placeholders (``\\boxed{answer}``) and verdicts ("the answer is correct") are not answers.
 Equivalence is decided by math-verify (``2/4`` equals ``\\frac{1}{2}`` equals ``0.5``), after a
 cheap normalised string comparison. math-verify's signal-based timeouts are disabled because
 searches run in worker threads, where signals cannot be used.
@@ -25,6 +26,12 @@ _ANSWER_IS = re.compile(
 _GSM8K = re.compile(r"####\s*(?P<answer>[^\n]+)")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
+_NOT_AN_ANSWER = re.compile(
+    r"[\[<({]?(?:(?:the|your|my|final|correct)\s+)*answer(?:\s+here)?[\]>)}]?|\.\.\.|"
+    r"(?:not\s+)?(?:correct|incorrect|right|wrong|as follows|below|above|clear|obvious|simple)",
+    re.IGNORECASE,
+)
+"""Template placeholders (``\\boxed{answer}``) and verdicts ("the answer is correct")."""
 
 logging.getLogger("math_verify").setLevel(logging.ERROR)
 
@@ -61,14 +68,16 @@ def extract_answer(text: str, *, flexible: bool = True) -> str | None:
         '12'
         >>> extract_answer("23 + 48 = 71")
         '71'
+        >>> extract_answer("123 * 47 = 5781. The answer is correct.")
+        '5781'
     """
     boxed = _last_boxed(text)
-    if boxed:
+    if boxed and not _NOT_AN_ANSWER.fullmatch(boxed):
         return boxed
-    matches = list(_ANSWER_IS.finditer(text))
-    if matches:
-        answer = matches[-1].group("answer").strip().strip("$ ").rstrip(".").strip()
-        if answer:
+    for match in reversed(list(_ANSWER_IS.finditer(text))):
+        answer = match.group("answer").strip().strip("$ ").rstrip(".").strip()
+        answer = _last_boxed(answer) or answer
+        if answer and not _NOT_AN_ANSWER.fullmatch(answer):
             return _number_in_prose(answer)
     gsm = list(_GSM8K.finditer(text))
     if gsm:

@@ -143,6 +143,7 @@ def serve_embedded_model(
     startup_timeout: float = 120.0,
     model_path: str | os.PathLike[str] | None = None,
     n_threads: int | None = None,
+    interrupt_requests: bool = False,
     extra_args: Sequence[str] = (),
 ) -> Iterator[str]:
     """Serve the bundled model with ``llama_cpp.server``; yield its OpenAI-compatible base URL.
@@ -160,6 +161,9 @@ def serve_embedded_model(
         startup_timeout: seconds to wait for the server to answer.
         model_path: a GGUF to serve instead of the bundled SmolLM2.
         n_threads: CPU threads for generation (default: the server's, half the logical cores).
+        interrupt_requests: let a new request cut off the response being streamed (the
+            server's own default). Off here: a search sends concurrent requests, and streamed
+            candidates would come back truncated or empty.
         extra_args: more ``llama_cpp.server`` flags, e.g. ``("--chat_format", "chatml")``.
 
     Yields:
@@ -183,7 +187,7 @@ def serve_embedded_model(
         command = [
             sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
             "--host", host, "--port", str(chosen), "--n_ctx", str(n_ctx),
-            *threads, *extra_args,
+            "--interrupt_requests", str(interrupt_requests).lower(), *threads, *extra_args,
         ]  # fmt: skip
         with tempfile.TemporaryFile() as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

@@ -31,6 +31,12 @@ from sal_plugins.answers import (
         ("no answer stated here", None),
         ("an unclosed \\boxed{12", "12"),
         ("23 + 48 = 91\n\nSo we add them, 71 in all", "71"),
+        # placeholders and verdicts are not answers: the rules after them decide
+        ("123 * 47 = 509\n\nSo, the final answer is $\\boxed{answer}$.", "509"),
+        ("\\boxed{Your answer} The answer is 9.", "9"),
+        ("123 * 47 = 5781. The answer is correct.", "5781"),
+        ("The answer is 8. Checking: the answer is not wrong.", "8"),
+        ("The answer is: [answer].", None),
     ],
 )
 def test_extract_answer(text: str, answer: str | None) -> None:
@@ -90,3 +96,13 @@ def test_normalize_answer() -> None:
     assert normalize_answer(" $1,000.50$ ") == "1000.5"
     assert normalize_answer("\\text{cm}") == "cm"
     assert normalize_answer("12.000") == "12"
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    from sal_plugins import answers
+
+    outcome = doctest.testmod(answers)
+    assert outcome.attempted > 0
+    assert outcome.failed == 0

@@ -6,6 +6,7 @@ Tests marked ``model`` talk to SmolLM2-135M served by ``llama_cpp.server`` on lo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -461,3 +462,33 @@ def test_one_solver_serves_successive_sync_runs(llama_server: str) -> None:
     for _ in range(2):
         result = search.run("Name a colour.")
         assert result.usage.failures == 0 and len(result.completions) == 1
+
+
+@pytest.mark.model
+async def test_concurrent_streamed_requests_to_the_embedded_server_all_finish(
+    llama_server: str,
+) -> None:
+    # llama_cpp.server's default (interrupt_requests) ends a streamed response as soon as another
+    # request arrives: a search's concurrent candidates would come back cut. The embedded server
+    # turns that off.
+    client = openai.AsyncOpenAI(base_url=llama_server, api_key="x", max_retries=0)
+
+    async def streamed(seed: int) -> tuple[str, str | None]:
+        stream = await client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Count from one to ten in words."}],
+            max_tokens=24,
+            seed=seed,
+            stream=True,
+        )
+        text, finish = "", None
+        async for chunk in stream:
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+                finish = chunk.choices[0].finish_reason or finish
+        return text, finish
+
+    async with client:
+        replies = await asyncio.gather(*(streamed(seed) for seed in (1, 2, 3)))
+    assert all(text.strip() for text, _ in replies)
+    assert all(finish in ("stop", "length") for _, finish in replies)

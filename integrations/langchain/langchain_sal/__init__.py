@@ -7,7 +7,7 @@
 """
 
 from langchain_sal._search import EVENT_PREFIX
-from langchain_sal.chat_models import SearchChatModel
+from langchain_sal.chat_models import TOOL_DECISION_TAGS, SearchChatModel
 from langchain_sal.runnables import (
     BeamSearchRunnable,
     BestOfNRunnable,
@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CANDIDATE_TAGS",
     "EVENT_PREFIX",
+    "TOOL_DECISION_TAGS",
     "BeamSearchRunnable",
     "BestOfNRunnable",
     "DVTSRunnable",

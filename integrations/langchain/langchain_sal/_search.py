@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from langchain_core.messages import (
     BaseMessage,
     HumanMessage,
     SystemMessage,
+    ToolMessage,
     convert_to_messages,
 )
 from langchain_core.prompt_values import PromptValue
@@ -42,6 +44,8 @@ __all__ = [
     "run_search",
     "search_message",
     "shape_output",
+    "strategy_settings",
+    "tool_results",
 ]
 
 Output = Literal["result", "answer", "message"]
@@ -71,10 +75,48 @@ class Problem:
 
 def _from_messages(messages: Sequence[BaseMessage]) -> Problem:
     system = [m.text for m in messages if isinstance(m, SystemMessage) and m.text.strip()]
-    humans = [m for m in messages if isinstance(m, HumanMessage)]
-    if not humans:
+    asked = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+    if not asked:
         raise InputError("the messages hold no human message: the last one is the problem to solve")
-    return Problem(humans[-1].text, "\n\n".join(system) if system else None)
+    question = messages[asked[-1]].text
+    results = tool_results(messages[asked[-1] + 1 :])
+    text = f"{question}\n\n{results}" if results else question
+    return Problem(text, "\n\n".join(system) if system else None)
+
+
+def _call_text(name: str, args: Mapping[str, Any]) -> str:
+    arguments = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+    return f"{name}({arguments})"
+
+
+def tool_results(turns: Sequence[BaseMessage]) -> str:
+    """The tool calls among ``turns`` and what they returned, as text for the problem.
+
+    An agent's conversation after the question holds the model's tool calls and the
+    ``ToolMessage`` answering each; a search started from that point must see them. Returns
+    ``""`` when ``turns`` hold no tool result.
+    """
+    calls = {
+        call["id"]: call
+        for message in turns
+        if isinstance(message, AIMessage)
+        for call in message.tool_calls
+        if call.get("id")
+    }
+    lines = []
+    for message in turns:
+        if not isinstance(message, ToolMessage):
+            continue
+        call = calls.get(message.tool_call_id)
+        if call is not None:
+            made = _call_text(call["name"], call["args"])
+        else:
+            made = message.name or "tool"
+        failed = " failed" if message.status == "error" else ""
+        lines.append(f"- {made}{failed}: {message.text}")
+    if not lines:
+        return ""
+    return "Tool calls made for this question and their results:\n" + "\n".join(lines)
 
 
 def parse_input(value: Any) -> Problem:
@@ -82,8 +124,9 @@ def parse_input(value: Any) -> Problem:
 
     A dict gives the problem under ``"problem"`` (or ``"question"``), optionally a
     ``"system_prompt"``, or holds ``"messages"`` (LangGraph's ``MessagesState``). With messages,
-    system messages become the system prompt and the last human message is the problem; earlier
-    turns are not sent to the solver.
+    system messages become the system prompt and the last human message is the problem, followed
+    by the results of the tool calls made after it (an agent's tool calls and tool messages,
+    see :func:`tool_results`); turns before it are not sent to the solver.
     """
     if isinstance(value, str):
         return Problem(value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -11,14 +13,19 @@ from langchain_core.callbacks import (
     CallbackManager,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import add_usage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from sal_plugins._sync import run_sync
+from sal_plugins.errors import ConfigError
 from sal_plugins.strategies import SearchStrategy, strategy_class
 
+from langchain_sal._errors import translate_error
 from langchain_sal._search import (
     adapt_solver,
     adapt_verifier,
@@ -27,10 +34,18 @@ from langchain_sal._search import (
     search_message,
     strategy_settings,
 )
+from langchain_sal.solvers import LangChainSolver, without_streaming
 
-__all__ = ["SearchChatModel"]
+__all__ = ["TOOL_DECISION_TAGS", "SearchChatModel"]
 
 _OWN_FIELDS = frozenset({"strategy", "solver", "verifier", "strategy_kwargs"})
+
+TOOL_DECISION_TAGS = ("sal_tool_decision", "nostream")
+"""Tags on the call that decides between calling a tool and answering (see ``bind_tools``).
+
+``"nostream"``: when that call asks for tools, its message is the chat model's own output, which
+LangGraph streams once from the ``SearchChatModel`` run.
+"""
 
 
 def _children_of(
@@ -61,6 +76,11 @@ class SearchChatModel(BaseChatModel):
     model's run and tagged ``"nostream"``, so LangGraph's ``stream_mode="messages"`` streams only
     the final answer, not the candidates. Strategy settings can also be passed per call
     (``model.invoke(messages, n=8)``, or ``model.bind(n=8)``).
+
+    With tools bound (:meth:`bind_tools`, as LangGraph's ``create_react_agent`` does), each call
+    first lets the solver model, with the tools, decide: its tool calls are returned as they are,
+    and only when it answers instead does the search run, on the question plus the results of the
+    tool calls made so far. The search is spent on answers, not on choosing tools.
 
     Setup:
         .. code-block:: bash
@@ -141,6 +161,81 @@ class SearchChatModel(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"strategy": self.strategy, **self._strategy.config()}
 
+    # --- tools --------------------------------------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools: the solver model decides when to call them, the search writes the answers.
+
+        Each call of the bound model first calls the solver model with the tools and the whole
+        conversation (one call, traced as a child tagged :data:`TOOL_DECISION_TAGS`). If it asks
+        for tools, that message is returned as it is: no search runs. Otherwise its reply is
+        dropped and the strategy searches for the answer to the last human message, given the
+        results of the tool calls made after it. ``usage_metadata`` counts both.
+
+        A ``tool_choice`` that forces a tool (as ``with_structured_output`` does) therefore
+        returns the solver model's own tool call, without a search.
+
+        Args:
+            tools: what the solver model's ``bind_tools`` accepts (LangChain tools, functions,
+                pydantic models, OpenAI tool dicts); passed on in OpenAI's tool format.
+            tool_choice: passed to the solver model's ``bind_tools``.
+            **kwargs: other ``bind_tools`` arguments of the solver model
+                (``parallel_tool_calls``, ``strict``, ...).
+
+        Raises:
+            ConfigError: the solver is not a LangChain chat model, so it cannot call tools.
+        """
+        self._tool_model()
+        binding: dict[str, Any] = {"tools": [convert_to_openai_tool(tool) for tool in tools]}
+        if tool_choice is not None:
+            binding["tool_choice"] = tool_choice
+        return self.bind(**binding, **kwargs)
+
+    def _tool_model(self) -> BaseChatModel:
+        """The chat model that decides on tool calls: the solver's."""
+        solver = self.solver
+        if isinstance(solver, LangChainSolver):
+            solver = solver.chat_model
+        if not isinstance(solver, BaseChatModel):
+            raise ConfigError(
+                "SearchChatModel.bind_tools needs a LangChain chat model as solver to call the "
+                f"tools; got {type(solver).__name__}. Pass a chat model (e.g. ChatOpenAI)."
+            )
+        return solver
+
+    async def _decide(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        callbacks: BaseCallbackManager | None,
+        tool_binding: dict[str, Any],
+        *,
+        blocking: bool,
+    ) -> AIMessage:
+        """The solver model's reply, with the tools bound, to the whole conversation."""
+        model = without_streaming(self._tool_model())
+        tools = tool_binding.pop("tools")
+        bound = model.bind_tools(tools, **tool_binding)
+        if stop:
+            bound = bound.bind(stop=stop)
+        config: RunnableConfig = {"callbacks": callbacks, "tags": list(TOOL_DECISION_TAGS)}
+        try:
+            if blocking:
+                reply = await asyncio.to_thread(bound.invoke, messages, config)
+            else:
+                reply = await bound.ainvoke(messages, config)
+        except Exception as error:
+            raise translate_error(error, type(model).__name__) from error
+        if not isinstance(reply, AIMessage):  # pragma: no cover - chat models return AIMessages
+            raise TypeError(f"the tool decision returned {type(reply).__name__}, not an AIMessage")
+        return reply
+
     # --- generation ---------------------------------------------------------------------------
 
     def _generate(
@@ -175,13 +270,22 @@ class SearchChatModel(BaseChatModel):
         *,
         blocking: bool,
     ) -> ChatResult:
-        settings = {
-            k: v for k, v in overrides.items() if k in strategy_settings(type(self._strategy))
-        }
+        known = strategy_settings(type(self._strategy))
+        settings = {k: v for k, v in overrides.items() if k in known}
+        decision: AIMessage | None = None
+        if overrides.get("tools"):
+            tool_binding = {k: v for k, v in overrides.items() if k not in known}
+            decision = await self._decide(
+                messages, stop, callbacks, tool_binding, blocking=blocking
+            )
+            if decision.tool_calls:
+                return ChatResult(generations=[ChatGeneration(message=decision)])
         strategy = self._build(settings) if settings else self._strategy
         config: RunnableConfig = {"callbacks": callbacks} if callbacks is not None else {}
         result = await run_search(strategy, parse_input(messages), config, blocking=blocking)
         message = search_message(result)
+        if decision is not None and decision.usage_metadata and message.usage_metadata:
+            message.usage_metadata = add_usage(message.usage_metadata, decision.usage_metadata)
         if stop:
             text = message.text
             cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]

@@ -136,6 +136,19 @@ def _without_sdk_retries(model: BaseChatModel) -> BaseChatModel:
     return model.model_copy(update=update)
 
 
+def without_streaming(model: BaseChatModel) -> BaseChatModel:
+    """A copy of ``model`` that answers whole even when a streaming handler listens.
+
+    LangChain streams a call as soon as a streaming callback handler is attached (LangGraph's
+    ``stream_mode="messages"``), and a streamed ``ChatOpenAI`` call reports no token usage unless
+    the server supports ``stream_options``. A search reads whole candidates, so it asks for them
+    whole.
+    """
+    if model.disable_streaming is True:
+        return model
+    return model.model_copy(update={"disable_streaming": True})
+
+
 @dataclass(frozen=True)
 class LangChainSolver:
     """Any LangChain chat model as a sal-plugins solver.
@@ -147,9 +160,10 @@ class LangChainSolver:
     (llama.cpp) is topped up by fan-out. Stop strings go in the call's ``stop``; sampling
     parameters (``temperature``, ``max_tokens``, ``seed``, ``logprobs``, ``top_logprobs``) are
     passed where the model declares them. Token usage comes from ``usage_metadata``, log-probs and
-    finish reasons from ``response_metadata``. Errors become sal-plugins errors (rate limits,
-    5xx and timeouts as ``TransientError``, which the search driver retries), and the model's own
-    SDK retries are switched off.
+    finish reasons from ``response_metadata``. Calls are never streamed (whole candidates, full
+    token usage), even under LangGraph's ``stream_mode="messages"``. Errors become sal-plugins
+    errors (rate limits, 5xx and timeouts as ``TransientError``, which the search driver
+    retries), and the model's own SDK retries are switched off.
 
     Setup:
         .. code-block:: bash
@@ -225,8 +239,10 @@ class LangChainSolver:
             raise ConfigError(
                 f"LangChainSolver(n_mode={self.n_mode!r}): choose 'auto', 'native' or 'fan_out'"
             )
+        model = without_streaming(self.chat_model)
         if self.disable_sdk_retries:
-            object.__setattr__(self, "chat_model", _without_sdk_retries(self.chat_model))
+            model = _without_sdk_retries(model)
+        object.__setattr__(self, "chat_model", model)
 
     # --- configuration ------------------------------------------------------------------------
 

@@ -9,9 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 import sal_plugins as sal
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.tools import tool
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langchain_core.tracers.schemas import Run
 from langchain_openai import ChatOpenAI
@@ -127,3 +129,45 @@ def test_search_chat_model_in_a_langgraph_graph(chat_model: ChatOpenAI) -> None:
     assert len(streamed) == 1
     assert not isinstance(streamed[0], AIMessageChunk)
     assert streamed[0].response_metadata["sal"]["candidates"] == 2
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def test_bound_tools_reach_the_server_and_come_back_as_tool_calls(chat_model: ChatOpenAI) -> None:
+    # A forced tool choice: llama.cpp's server then constrains the reply to the tool's arguments
+    # schema, so even the 135M model answers with a well-formed call.
+    model = SearchChatModel(strategy="best_of_n", solver=chat_model, n=2, max_tokens=MAX_TOKENS)
+    message = model.bind_tools([add], tool_choice="add").invoke(PROBLEM)
+    assert isinstance(message, AIMessage)
+    (call,) = message.tool_calls
+    assert call["name"] == "add"
+    assert set(call["args"]) == {"a", "b"}
+    assert "sal" not in message.response_metadata  # a tool call, not a search answer
+
+
+def test_search_chat_model_as_the_model_of_an_agent(chat_model: ChatOpenAI) -> None:
+    # SmolLM2's chat template has no tool calling, so with tool_choice left to the model it
+    # answers in text: the agent's turn ends with the search's answer.
+    model = SearchChatModel(
+        strategy="best_of_n",
+        solver=chat_model,
+        verifier=length_score,
+        n=2,
+        selection="naive",
+        max_tokens=MAX_TOKENS,
+        seed=0,
+    )
+    agent = create_agent(model, [add], system_prompt="Answer briefly.")
+    state = agent.invoke({"messages": [("human", PROBLEM)]})
+    answer = state["messages"][-1]
+    assert isinstance(answer, AIMessage)
+    assert answer.text
+    summary = answer.response_metadata["sal"]
+    assert summary["candidates"] == 2
+    assert answer.usage_metadata is not None
+    searched = summary["usage"]["prompt_tokens"] + summary["usage"]["completion_tokens"]
+    assert answer.usage_metadata["total_tokens"] > searched  # the tool decision's tokens too

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.tool import tool_call
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
 from pydantic import Field
 
 SOLUTIONS = [
@@ -21,7 +24,9 @@ class RecordingChatModel(BaseChatModel):
     """Answers with ``responses`` in turn and records every call.
 
     Each call records its messages, ``stop`` and keyword arguments. ``metadata_for(i)`` lets a test
-    give the i-th response a ``response_metadata`` (finish reasons, log-probs).
+    give the i-th response a ``response_metadata`` (finish reasons, log-probs). The records and
+    counters live in shared containers, so copies of the model (``model_copy``, as the solver
+    makes) record into the same ones.
     """
 
     responses: list[str]
@@ -29,8 +34,21 @@ class RecordingChatModel(BaseChatModel):
     usage: tuple[int, int] = (10, 5)
     errors: list[BaseException] = Field(default_factory=list)
     calls: list[dict[str, Any]] = Field(default_factory=list)
-    served: int = 0
-    sync_calls: int = 0
+    tally: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def served(self) -> int:
+        return self.tally.get("served", 0)
+
+    @property
+    def sync_calls(self) -> int:
+        return self.tally.get("sync_calls", 0)
+
+    def _count(self, name: str) -> int:
+        """Increment counter ``name``; return its value before."""
+        value = self.tally.get(name, 0)
+        self.tally[name] = value + 1
+        return value
 
     @property
     def _llm_type(self) -> str:
@@ -52,9 +70,7 @@ class RecordingChatModel(BaseChatModel):
         )
 
     def _next(self) -> str:
-        text = self.responses[self.served % len(self.responses)]
-        self.served += 1
-        return text
+        return self.responses[self._count("served") % len(self.responses)]
 
     def _result(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
@@ -71,7 +87,7 @@ class RecordingChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        self.sync_calls += 1
+        self._count("sync_calls")
         return self._result(messages, stop, kwargs)
 
     async def _agenerate(
@@ -139,3 +155,36 @@ class JudgingChatModel(RecordingChatModel):
     def _next(self) -> str:
         candidate = self.calls[-1]["messages"][-1].content
         return "Correct. Score: 9/10" if "boxed{4}" in candidate else "Wrong sum. Score: 1/10"
+
+
+class ToolCallingChatModel(RecordingChatModel):
+    """A tool-calling model: with tools bound, it replies with ``decisions`` in turn.
+
+    A decision is a list of tool calls (``[]``: answer instead, with ``"I can answer now."``);
+    without tools it answers with ``responses`` like :class:`RecordingChatModel`. ``bindings``
+    records the arguments of every ``bind_tools`` call.
+    """
+
+    decisions: list[list[dict[str, Any]]] = Field(default_factory=list)
+    bindings: list[dict[str, Any]] = Field(default_factory=list)
+
+    def bind_tools(
+        self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        self.bindings.append({"tools": list(tools), "tool_choice": tool_choice, **kwargs})
+        return self.bind(tools=list(tools), tool_choice=tool_choice, **kwargs)
+
+    def _result(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> ChatResult:
+        if "tools" not in kwargs:
+            return super()._result(messages, stop, kwargs)
+        self.calls.append({"messages": messages, "stop": stop, **kwargs})
+        decided = self._count("decided")
+        calls = self.decisions[decided]
+        message = self._message("" if calls else "I can answer now.")
+        message.tool_calls = [
+            tool_call(name=c["name"], args=c["args"], id=c.get("id", f"call-{decided}"))
+            for c in calls
+        ]
+        return ChatResult(generations=[ChatGeneration(message=message)])

@@ -125,10 +125,12 @@ def test_langgraph_messages_stream_shows_only_the_final_answer() -> None:
 
 
 def test_without_the_nostream_tag_candidates_would_leak() -> None:
-    # The control for the test above: the same graph, candidates not tagged.
+    # The control for the test above: the same graph, candidates not tagged. (They arrive whole:
+    # the solver never streams, so LangGraph emits each when its call ends.)
     solver = LangChainSolver(FakeListChatModel(responses=SOLUTIONS), tags=())
     streamed = _streamed_messages(majority(solver))
-    assert any(isinstance(m, AIMessageChunk) for m in streamed)
+    assert len(streamed) == 3 + 1
+    assert not any(isinstance(m, AIMessageChunk) for m in streamed)
 
 
 async def test_langgraph_async_messages_stream_shows_only_the_final_answer() -> None:

@@ -13,6 +13,7 @@ EXPECTED_ALL = [
     "SearchChatModel",
     "SearchRunnable",
     "SelfRevisionRunnable",
+    "TOOL_DECISION_TAGS",
     "__version__",
 ]
 
