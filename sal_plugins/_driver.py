@@ -390,7 +390,7 @@ class SearchDriver:
         return Trajectory(steps=node.steps, finished=node.finished, token_logprobs=logprobs)
 
     async def _score_batch(self, nodes: list[Node]) -> list[Judgement]:
-        verifier = self.strategy.verifier
+        verifier = self.strategy.scorer
         if verifier is None:
             raise SearchError(f"{self.strategy.name} asked for scores but has no verifier")
         trajectories = [self._trajectory(n) for n in nodes]

@@ -27,6 +27,7 @@ from sal_plugins.solvers.base import Solver
 from sal_plugins.solvers.prompts import DEFAULT_SYSTEM_PROMPT
 from sal_plugins.tree import Node, SearchTree
 from sal_plugins.verifiers.base import Verifier
+from sal_plugins.verifiers.function import FunctionVerifier, ScoreFunction
 
 __all__ = ["Aggregation", "Expand", "Outcome", "Plan", "Score", "SearchStrategy", "aggregate"]
 
@@ -135,7 +136,7 @@ class SearchStrategy(BaseModel):
     name: ClassVar[str] = "strategy"
 
     solver: Solver
-    verifier: Verifier | None = None
+    verifier: Verifier | ScoreFunction | None = None
     budget: Budget | None = None
     seed: int | None = None
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
@@ -155,11 +156,27 @@ class SearchStrategy(BaseModel):
     @field_validator("verifier", mode="before")
     @classmethod
     def _wrap_callable_verifier(cls, value: Any) -> Any:
-        if value is None or isinstance(value, Verifier) or not callable(value):
+        if value is None or isinstance(value, Verifier):
             return value
-        from sal_plugins.verifiers.function import FunctionVerifier
-
+        if not callable(value):
+            raise ValueError(
+                f"{cls.__name__}(verifier=...): expected a Verifier (an object with async "
+                "score(problem, trajectories)) or a function fn(problem, steps) -> float | "
+                f"list[float], got {type(value).__name__}"
+            )
         return FunctionVerifier(value)
+
+    @property
+    def scorer(self) -> Verifier | None:
+        """The verifier in force: ``verifier``, a plain function wrapped in a ``FunctionVerifier``.
+
+        Validation already wraps functions; this also covers one set by ``model_copy(update=...)``,
+        which skips validation.
+        """
+        verifier = self.verifier
+        if verifier is None or isinstance(verifier, Verifier):
+            return verifier
+        return FunctionVerifier(verifier)
 
     # --- the strategy's logic -----------------------------------------------------------------
 

@@ -156,7 +156,7 @@ class BestOfN(SearchStrategy):
         if (
             self.early_stop
             and self.effective_selection != "majority"
-            and aggregated_bounds(self.verifier, self.aggregation) is None
+            and aggregated_bounds(self.scorer, self.aggregation) is None
         ):
             raise ConfigError(
                 f"BestOfN(early_stop=True, selection={self.effective_selection!r}) can only stop "
@@ -222,7 +222,7 @@ class BestOfN(SearchStrategy):
             return False
         selection = self.effective_selection
         if selection == "naive":
-            bounds = aggregated_bounds(self.verifier, self.aggregation)
+            bounds = aggregated_bounds(self.scorer, self.aggregation)
             scores = [s for i in pool if (s := tree[i].score) is not None]
             top = max(scores, default=None)
             # Ties go to the older candidate, so reaching the bound settles it.
@@ -232,7 +232,7 @@ class BestOfN(SearchStrategy):
             weights = sorted((float(len(g)) for g in groups), reverse=True)
             per_sample = 1.0
         else:
-            bounds = aggregated_bounds(self.verifier, self.aggregation)
+            bounds = aggregated_bounds(self.scorer, self.aggregation)
             if bounds is None:
                 return False
             weights = sorted(

@@ -13,7 +13,7 @@ from sal_plugins.verifiers.base import Granularity, Judgement, Trajectory, check
 __all__ = ["FunctionVerifier", "ScoreFunction"]
 
 ScoreFunction = Callable[
-    [str, list[str]], "float | Sequence[float] | Awaitable[float | Sequence[float]]"
+    [str, list[str]], float | Sequence[float] | Awaitable[float | Sequence[float]]
 ]
 
 
