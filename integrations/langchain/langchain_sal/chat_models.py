@@ -21,7 +21,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
-from sal_plugins._sync import run_sync
+from sal_plugins.adapters import run_sync
 from sal_plugins.errors import ConfigError
 from sal_plugins.strategies import SearchStrategy, strategy_class
 

@@ -16,7 +16,7 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SkipValidation, ValidationError
 from pydantic import create_model as _create_model
-from sal_plugins._sync import run_sync
+from sal_plugins.adapters import run_sync
 from sal_plugins.errors import ConfigError
 from sal_plugins.results import SearchResult
 from sal_plugins.strategies import DVTS, BeamSearch, BestOfN, SearchStrategy, SelfRevision

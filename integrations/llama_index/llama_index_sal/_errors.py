@@ -13,8 +13,9 @@ import asyncio
 import json
 from collections.abc import Mapping
 
+from sal_plugins.adapters import parse_retry_after
+from sal_plugins.adapters import translate_openai_error as translate_error
 from sal_plugins.errors import SalError, SolverError, TransientError
-from sal_plugins.solvers._openai_wire import parse_retry_after, translate_error
 
 __all__ = ["map_llm_error"]
 

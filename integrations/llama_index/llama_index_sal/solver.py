@@ -15,8 +15,8 @@ from llama_index.core.base.llms.types import (
     LogProb,
 )
 from openai import AsyncOpenAI
+from sal_plugins.adapters import generation_from_choice
 from sal_plugins.errors import ConfigError
-from sal_plugins.solvers._openai_wire import generation_from_choice
 from sal_plugins.solvers.base import (
     ContinuationMode,
     Generation,
