@@ -24,7 +24,7 @@ from sal_plugins._cli_setup import (
 from sal_plugins._sync import run_sync
 from sal_plugins.errors import ConfigError, SearchError
 from sal_plugins.events import SearchFinished
-from sal_plugins.results import SearchResult
+from sal_plugins.results import SearchResult, Usage
 from sal_plugins.strategies.base import SearchStrategy
 
 __all__ = ["add_run_parser", "run_command", "summary_lines"]
@@ -106,7 +106,7 @@ def summary_lines(result: SearchResult) -> list[tuple[str, str]]:
             f"{result.strategy}, {len(result.completions)} candidates, {len(result.tree) - 1} nodes",
         ),
         ("calls", f"{usage.generation_calls} generation + {usage.verifier_calls} verifier"),
-        ("tokens", f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion"),
+        ("tokens", _tokens(usage)),
         ("time", f"{usage.wall_time_s:.1f}s"),
         (
             "stop reason",
@@ -163,3 +163,14 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if args.tree:
             print(f"{'tree:':<13}{args.tree}", file=out)
     return code
+
+
+def _tokens(usage: Usage) -> str:
+    solver = f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
+    verifier = usage.verifier_prompt_tokens + usage.verifier_completion_tokens
+    if not verifier:
+        return solver
+    return (
+        f"{solver}; verifier {usage.verifier_prompt_tokens} prompt + "
+        f"{usage.verifier_completion_tokens} completion"
+    )

@@ -40,7 +40,13 @@ from sal_plugins.results import Completion, Failure, SearchResult, StopReason, U
 from sal_plugins.solvers.base import GenerationRequest, SolverResponse
 from sal_plugins.strategies.base import Expand, Outcome, Request, Score
 from sal_plugins.tree import Node, SearchTree
-from sal_plugins.verifiers.base import Judgement, Trajectory, check_scores
+from sal_plugins.verifiers.base import (
+    Judgement,
+    Trajectory,
+    VerifierUsage,
+    check_scores,
+    metered,
+)
 
 if TYPE_CHECKING:
     from sal_plugins.strategies.base import SearchStrategy
@@ -334,6 +340,14 @@ class SearchDriver:
         if pricing is not None and usage.cost is not None:
             usage.cost += pricing.cost(response.prompt_tokens, response.completion_tokens)
 
+    def _count_verifier(self, spent: VerifierUsage) -> None:
+        usage = self.usage
+        usage.verifier_calls += 1
+        usage.verifier_prompt_tokens += spent.prompt_tokens
+        usage.verifier_completion_tokens += spent.completion_tokens
+        if spent.cost is not None:
+            usage.cost = (usage.cost or 0.0) + spent.cost
+
     def _calls_for(self, samples: int) -> int:
         """Requests ``samples`` more generations would have taken, at the rate served so far."""
         requests, generations = self._served
@@ -396,10 +410,11 @@ class SearchDriver:
         trajectories = [self._trajectory(n) for n in nodes]
 
         async def call() -> list[Judgement]:
-            try:
-                rows = await verifier.score(self.problem, trajectories)
-            finally:
-                self.usage.verifier_calls += 1
+            with metered() as spent:
+                try:
+                    rows = await verifier.score(self.problem, trajectories)
+                finally:  # a failed call may have spent tokens too
+                    self._count_verifier(spent)
             return check_scores(verifier, trajectories, rows)
 
         return await self._with_retries("score", call)

@@ -25,7 +25,7 @@ class Budget:
 
     Args:
         max_calls: generation plus verifier requests.
-        max_tokens: prompt plus completion tokens.
+        max_tokens: prompt plus completion tokens, the solver's and those the verifier reports.
         max_cost: money, in the unit of the solver's :class:`~sal_plugins.solvers.base.Pricing`.
         deadline_s: wall-clock seconds from the start of the search; requests still running at the
             deadline are cancelled.

@@ -30,8 +30,11 @@ class Usage:
         verifier_calls: scoring requests that reached the verifier.
         prompt_tokens: prompt tokens reported by the solver.
         completion_tokens: generated tokens reported by the solver.
+        verifier_prompt_tokens: prompt tokens the verifier reported (an LLM judge, a PRM served
+            over HTTP; see :func:`~sal_plugins.verifiers.base.report_usage`).
+        verifier_completion_tokens: tokens the verifier's model calls generated.
         wall_time_s: wall-clock seconds from start to result.
-        cost: money spent, when the solver has a price; ``None`` otherwise.
+        cost: money spent, when the solver or the verifier has a price; ``None`` otherwise.
         retries: transient faults that were retried.
         failures: requests that failed for good (their candidates were dropped).
         calls_saved: calls a strategy chose not to make (e.g. best-of-N stopping once the vote is
@@ -42,6 +45,8 @@ class Usage:
     verifier_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    verifier_prompt_tokens: int = 0
+    verifier_completion_tokens: int = 0
     wall_time_s: float = 0.0
     cost: float | None = None
     retries: int = 0
@@ -55,8 +60,13 @@ class Usage:
 
     @property
     def total_tokens(self) -> int:
-        """Prompt and completion tokens together."""
-        return self.prompt_tokens + self.completion_tokens
+        """Every token: the solver's and the verifier's, prompt and completion."""
+        return (
+            self.prompt_tokens
+            + self.completion_tokens
+            + self.verifier_prompt_tokens
+            + self.verifier_completion_tokens
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -27,6 +27,7 @@ from sal_plugins.solvers.scripted import fail_calls
 from sal_plugins.strategies.base import Expand, Outcome, Plan, SearchStrategy
 from sal_plugins.tree import SearchTree
 from sal_plugins.verifiers import Judgement, ScriptedVerifier, Trajectory
+from sal_plugins.verifiers.base import report_usage
 
 PROBLEM = "What is 2 + 2?"
 RIGHT = "2 + 2 = 4\n\nThe answer is $\\boxed{4}$."
@@ -368,3 +369,42 @@ async def test_logprobs_follow_the_trajectory_and_restart_with_a_revision() -> N
     deepest = max(lp.seen, key=lambda t: len(t.steps))
     assert deepest.token_logprobs is not None
     assert len(deepest.token_logprobs) == len(deepest.steps) == 3
+
+
+@dataclass
+class MeteredVerifier:
+    """Reports 7 prompt + 3 completion tokens per call, from a task it starts and from a thread;
+    fails the first call after reporting."""
+
+    granularity: ClassVar[str] = "outcome"
+    score_range: ClassVar[tuple[float, float] | None] = None
+    calls: int = 0
+
+    async def score(self, problem: str, trajectories: Sequence[Trajectory]) -> list[Judgement]:
+        self.calls += 1
+        await asyncio.gather(asyncio.to_thread(report_usage, 5, 1), asyncio.sleep(0))
+        await asyncio.create_task(_report(2, 2))
+        if self.calls == 1:
+            raise TransientError("the scorer hiccuped")
+        return [Judgement((1.0,)) for _ in trajectories]
+
+
+async def _report(prompt: int, completion: int) -> None:
+    report_usage(prompt, completion, cost=0.5)
+
+
+async def test_verifier_reported_usage_is_counted_even_for_a_failed_call() -> None:
+    verifier = MeteredVerifier()
+    solver = ScriptedSolver(["1 + 1 = 2\n\nThe answer is 2."])
+    search = BestOfN(solver=solver, verifier=verifier, n=2, seed=0)
+    _, final = await finish(SearchDriver(search, PROBLEM, sleep=no_sleep))
+    result = final.result
+    assert verifier.calls == 2  # the first failed and was retried
+    usage = result.usage
+    assert (usage.verifier_prompt_tokens, usage.verifier_completion_tokens) == (14, 6)
+    assert usage.cost == 1.0  # the solver has no price; the verifier reported one
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens + 20
+
+
+def test_report_usage_outside_a_search_is_a_no_op() -> None:
+    report_usage(10, 10)  # nothing to report to, and no error

@@ -161,7 +161,12 @@ def test_chat_logprob_prm_guides_beam_search() -> None:
     search = sal.BeamSearch(
         solver=solver, verifier=prm(FakeChat()), n=4, beam_width=2, max_steps=3, seed=0
     )
-    assert search.run("What is 2 + 2?").answer == "4"
+    result = search.run("What is 2 + 2?")
+    assert result.answer == "4"
+    # Every request's documented "usage" (20 prompt + 1 completion) is counted as verifier work.
+    requests = result.usage.verifier_completion_tokens
+    assert requests > 0
+    assert result.usage.verifier_prompt_tokens == 20 * requests
 
 
 class CountingTransport(httpx.AsyncHTTPTransport):
@@ -199,6 +204,9 @@ def test_chat_logprob_prm_over_real_http_in_best_of_n(llama_server: str) -> None
         assert len(completion.step_scores) == 2
         assert all(0.0 < s < 1.0 for s in completion.step_scores)  # a ratio, not a parsed word
     assert transport.count == 4  # one request per distinct step prefix
+    # llama.cpp reports usage on every response: the PRM's tokens are counted, one generated each
+    assert result.usage.verifier_completion_tokens == 4
+    assert result.usage.verifier_prompt_tokens > 4 * 10
 
 
 @pytest.mark.model

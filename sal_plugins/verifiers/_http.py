@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from sal_plugins.errors import ConfigError, TransientError, VerifierError
+from sal_plugins.verifiers.base import report_usage
 
 __all__ = ["HTTPEndpoint", "HTTPStatusError", "parse_retry_after", "server_root"]
 
@@ -113,6 +114,9 @@ class HTTPEndpoint:
     async def post(self, client: httpx.AsyncClient, path: str, payload: object) -> Any:
         """POST ``payload`` as JSON to ``path`` and return the decoded JSON body.
 
+        An OpenAI-style ``usage`` in the body (vLLM's chat, ``/pooling`` and ``/classify``
+        responses carry one) is reported to the search (:func:`report_usage`).
+
         Raises:
             TransientError: 408, 429, 5xx, timeouts, connection failures, invalid JSON.
             VerifierError: any other 4xx.
@@ -143,12 +147,25 @@ class HTTPEndpoint:
                 status_code=status,
             )
         try:
-            return response.json()
+            body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise TransientError(
                 f"{self.verifier}: invalid JSON from POST {url}: {_preview(response)}",
                 status_code=status,
             ) from error
+        _report_usage_in(body)
+        return body
+
+
+def _report_usage_in(body: object) -> None:
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if not isinstance(usage, dict):
+        return
+    counts = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
+    prompt, completion = (
+        c if isinstance(c, int) and not isinstance(c, bool) else 0 for c in counts
+    )
+    report_usage(prompt, completion)
 
 
 def _preview(response: httpx.Response) -> str:

@@ -8,8 +8,10 @@ trajectory either one score per step (a process reward model) or a single score 
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -20,7 +22,10 @@ __all__ = [
     "Judgement",
     "Trajectory",
     "Verifier",
+    "VerifierUsage",
     "check_scores",
+    "metered",
+    "report_usage",
     "verifier_name",
 ]
 
@@ -76,6 +81,54 @@ class Verifier(Protocol):
     async def score(self, problem: str, trajectories: Sequence[Trajectory]) -> Sequence[ScoreRow]:
         """Score every trajectory of one problem; return one row per trajectory, in order."""
         ...
+
+
+@dataclass
+class VerifierUsage:
+    """Tokens and money a verifier reported while scoring (see :func:`report_usage`).
+
+    Attributes:
+        prompt_tokens: prompt tokens its model calls took.
+        completion_tokens: tokens its model calls generated.
+        cost: money, when the verifier knows its price; ``None`` otherwise.
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+
+
+_REPORTED: ContextVar[VerifierUsage | None] = ContextVar("sal_verifier_usage", default=None)
+
+
+def report_usage(
+    prompt_tokens: int = 0, completion_tokens: int = 0, *, cost: float | None = None
+) -> None:
+    """Report what a model call made by a verifier spent, from inside its ``score``.
+
+    The search counts it in ``usage.verifier_prompt_tokens`` / ``verifier_completion_tokens``
+    (and ``usage.cost``), so token and cost budgets see the verifier's work too. Safe to call from
+    tasks and threads the ``score`` call starts (they inherit its context); a no-op outside a
+    :func:`metered` block.
+    """
+    usage = _REPORTED.get()
+    if usage is None:
+        return
+    usage.prompt_tokens += max(0, int(prompt_tokens))
+    usage.completion_tokens += max(0, int(completion_tokens))
+    if cost is not None:
+        usage.cost = (usage.cost or 0.0) + cost
+
+
+@contextlib.contextmanager
+def metered() -> Iterator[VerifierUsage]:
+    """Collect what :func:`report_usage` reports inside the block (the search driver uses it)."""
+    usage = VerifierUsage()
+    token = _REPORTED.set(usage)
+    try:
+        yield usage
+    finally:
+        _REPORTED.reset(token)
 
 
 def verifier_name(verifier: object) -> str:

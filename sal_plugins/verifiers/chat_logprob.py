@@ -14,7 +14,12 @@ from sal_plugins.errors import ConfigError, VerifierError
 from sal_plugins.solvers.prompts import ChatMessage
 from sal_plugins.verifiers._http import HTTPEndpoint
 from sal_plugins.verifiers._scores import gather_all, label_ratio
-from sal_plugins.verifiers.base import Granularity, Judgement, Trajectory, check_scores
+from sal_plugins.verifiers.base import (
+    Granularity,
+    Judgement,
+    Trajectory,
+    check_scores,
+)
 
 __all__ = ["ChatLogprobPRM"]
 

@@ -12,7 +12,13 @@ from typing import Literal
 from sal_plugins.errors import ConfigError, VerifierError
 from sal_plugins.solvers.base import Generation, GenerationRequest, Solver
 from sal_plugins.verifiers._scores import gather_all, label_ratio
-from sal_plugins.verifiers.base import Granularity, Judgement, Trajectory, check_scores
+from sal_plugins.verifiers.base import (
+    Granularity,
+    Judgement,
+    Trajectory,
+    check_scores,
+    report_usage,
+)
 
 __all__ = ["JUDGE_SYSTEM_PROMPT", "JudgeVerifier", "neutralise_tags", "parse_score"]
 
@@ -201,6 +207,14 @@ class JudgeVerifier:
                 return self._cache[key]
             async with limit:
                 response = await self.solver.generate(self.request(problem, trajectory.steps))
+            pricing = getattr(self.solver, "pricing", None)
+            report_usage(
+                response.prompt_tokens,
+                response.completion_tokens,
+                cost=pricing.cost(response.prompt_tokens, response.completion_tokens)
+                if pricing is not None
+                else None,
+            )
             if not response.generations:
                 raise VerifierError("the judge returned no reply", verifier=self.name)
             judgement = self.read(response.generations[0])

@@ -278,15 +278,15 @@ def search_message(result: SearchResult) -> AIMessage:
     """The selected completion as an ``AIMessage``; the search summary is in its metadata.
 
     ``response_metadata["sal"]`` holds :meth:`SearchResult.summary` (answer, score, stop reason,
-    usage); ``usage_metadata`` counts every token the search spent.
+    usage); ``usage_metadata`` counts every token the search spent, the verifier's included.
     """
     usage = result.usage
     return AIMessage(
         content=result.text,
         response_metadata={"sal": result.summary(), "model_provider": "sal"},
         usage_metadata={
-            "input_tokens": usage.prompt_tokens,
-            "output_tokens": usage.completion_tokens,
+            "input_tokens": usage.prompt_tokens + usage.verifier_prompt_tokens,
+            "output_tokens": usage.completion_tokens + usage.verifier_completion_tokens,
             "total_tokens": usage.total_tokens,
         },
     )
