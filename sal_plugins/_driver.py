@@ -110,6 +110,7 @@ class SearchDriver:
     _calls_in_flight: int = field(init=False, default=0)
     _cut_short: StopReason | None = field(init=False, default=None)
     _seen_fan_out: bool = field(init=False, default=False)
+    _seen_native_n: bool = field(init=False, default=False)
     _served: tuple[int, int] = field(init=False, default=(0, 0))  # (requests, generations)
 
     def __post_init__(self) -> None:
@@ -225,9 +226,18 @@ class SearchDriver:
     def _reserve_call(self) -> bool:
         return self._reserve(1) == 1
 
-    def _fans_out(self) -> bool:
-        """Whether the solver makes one call per continuation (declared, or seen in a response)."""
-        return self._seen_fan_out or getattr(self.strategy.solver, "honours_n", None) is False
+    def _fans_out(self) -> bool | None:
+        """Whether the solver makes one call per continuation: declared, or seen in a response.
+
+        ``None`` until known (the solver declares nothing and no multi-sample response came
+        back yet).
+        """
+        declared = getattr(self.strategy.solver, "honours_n", None)
+        if self._seen_fan_out or declared is False:
+            return True
+        if self._seen_native_n or declared is True:
+            return False
+        return None
 
     def _may_retry(self) -> bool:
         """A retry repeats calls: allowed while the budget could still pay for all in flight."""
@@ -236,13 +246,17 @@ class SearchDriver:
         return left is None or left >= self._calls_in_flight
 
     async def _run_request(self, request: Request, seed: int | None) -> object:
-        fans_out = isinstance(request, Expand) and self._fans_out()
-        want = request.n if isinstance(request, Expand) and fans_out else 1
-        granted = self._reserve(want, partial=fans_out)
+        # A request that fans out costs a call per continuation. Until the solver's behaviour is
+        # known it may, so it is charged as if it did: a call cap is never overshot.
+        may_fan_out = (
+            isinstance(request, Expand) and request.n > 1 and self._fans_out() is not False
+        )
+        want = request.n if isinstance(request, Expand) and may_fan_out else 1
+        granted = self._reserve(want, partial=may_fan_out)
         if not granted:
             return _Skipped()
         if isinstance(request, Expand) and granted < want:
-            # A fanned-out request costs a call per continuation: ask for what the budget allows.
+            # Ask for what the budget allows.
             request = replace(request, n=granted)
             self._cut_short = self._cut_short or "budget"
         try:
@@ -332,6 +346,8 @@ class SearchDriver:
         usage = self.usage
         usage.generation_calls += response.requests
         self._seen_fan_out = self._seen_fan_out or response.requests > 1
+        native = response.requests == 1 and len(response.generations) > 1
+        self._seen_native_n = self._seen_native_n or native
         requests, generations = self._served
         self._served = (requests + response.requests, generations + len(response.generations))
         usage.prompt_tokens += response.prompt_tokens

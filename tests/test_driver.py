@@ -174,7 +174,7 @@ async def test_a_plan_that_ends_exactly_at_the_budget_finished() -> None:
 
 @pytest.mark.parametrize("declared", [True, False])
 async def test_a_solver_that_fans_out_is_charged_a_call_per_continuation(declared: bool) -> None:
-    for cap in range(5, 16):
+    for cap in range(1, 16):
         solver = ScriptedSolver([STEPS], honours_n=False)
         if not declared:  # no attribute to read: the driver learns it from the first response
             object.__setattr__(solver, "honours_n", None)
@@ -198,6 +198,31 @@ async def test_a_fanned_out_request_shrinks_to_the_calls_left() -> None:
     assert [r.n for r in solver.requests] == [3]
     assert solver.calls == result.usage.calls == 3
     assert len(result.completions) == 3
+    assert result.stop_reason == "budget"
+
+
+@dataclass
+class Undeclared:
+    """A solver that says nothing about how it serves ``n``."""
+
+    inner: ScriptedSolver
+
+    async def generate(self, request: GenerationRequest) -> SolverResponse:
+        return await self.inner.generate(request)
+
+
+async def test_an_undeclared_solver_is_charged_as_fanning_out_until_a_response_shows() -> None:
+    # Honours n, but does not say so: the first request is charged n calls (so a fan-out solver
+    # could not overshoot the cap); once a response shows n choices from one request, one call.
+    solver = ScriptedSolver([RIGHT], honours_n=True)
+    search = BestOfN(
+        solver=Undeclared(solver), n=6, selection="majority", budget=Budget(max_calls=2), seed=0
+    )
+    result = await search.arun(PROBLEM)
+    # Round one wanted 4 samples and shrank to the 2 calls the cap allows; its answer showed one
+    # request serves n, so round two's 2 samples were charged the one call left.
+    assert [r.n for r in solver.requests] == [2, 2]
+    assert result.usage.generation_calls == 2
     assert result.stop_reason == "budget"
 
 

@@ -8,7 +8,7 @@ import random
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sal_plugins.errors import ConfigError, MissingDependencyError, SolverError
 from sal_plugins.solvers._llama_loop import (
@@ -80,6 +80,9 @@ class LlamaCppSolver:
             installed: ``pip install 'sal-plugins[local]'``.
         ConfigError: the model file does not exist, or a setting cannot work.
     """
+
+    honours_n: ClassVar[bool] = False
+    """Each continuation is sampled on its own: budgets charge a call per continuation."""
 
     def __init__(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.base.llms.types import (
@@ -124,6 +124,9 @@ class LlamaIndexSolver:
         max_fanout_concurrency: samples of one request in flight at once.
         pricing: token prices, for ``usage.cost`` and cost budgets.
     """
+
+    honours_n: ClassVar[bool] = False
+    """Every sample is its own call: budgets charge a call per continuation."""
 
     llm: BaseLLM
     continuation: Continuation = "auto"
