@@ -19,12 +19,13 @@ import argparse
 import asyncio
 import statistics
 import time
-from typing import Any
+from typing import Any, get_args
 
 from _server import fake_server, reset, stats
 
 import sal_plugins as sal
 from sal_plugins.solvers import OpenAISolver
+from sal_plugins.solvers.openai import Transport
 from sal_plugins.strategies import Expand, Score, strategy_class
 from sal_plugins.verifiers import PoolingPRM
 
@@ -57,27 +58,18 @@ def counting(cls: type[sal.SearchStrategy]) -> type[sal.SearchStrategy]:
     return Counted
 
 
-CLIENTS: list[Any] = []
-AIOHTTP = False
-"""Send requests through the openai SDK's aiohttp transport (``--aiohttp``)."""
+TRANSPORT: Transport = "aiohttp"
+"""The openai SDK's HTTP stack (``--transport``)."""
 
 
 def build(name: str, n: int, root: str, honours_n: bool) -> sal.SearchStrategy:
-    client = None
-    if AIOHTTP:
-        from openai import AsyncOpenAI, DefaultAioHttpClient
-
-        client = AsyncOpenAI(
-            base_url=f"{root}/v1", api_key="none", http_client=DefaultAioHttpClient()
-        )
-        CLIENTS.append(client)
     solver = OpenAISolver(
         model="fake",
         base_url=f"{root}/v1",
         api_key="none",
         honours_n=None if honours_n else False,
         max_fanout_concurrency=64,
-        client=client,
+        transport=TRANSPORT,
     )
     prm = PoolingPRM(model="fake-prm", base_url=root)
     settings: dict[str, object] = {
@@ -121,8 +113,7 @@ async def measure(
             "peak": seen["peak_in_flight"],
             "finished": float(all(c.finished for c in result.completions)),
         }
-    while CLIENTS:
-        await CLIENTS.pop().close()
+        await search.solver.aclose()  # type: ignore[attr-defined]
     return {**last, "wall": statistics.median(walls), "ratio": statistics.median(ratios)}
 
 
@@ -139,18 +130,19 @@ async def main() -> None:
         help="server returns one choice per request (llama.cpp style)",
     )
     parser.add_argument(
-        "--aiohttp",
-        action="store_true",
-        help="openai SDK over aiohttp (pip install 'openai[aiohttp]') instead of httpx",
+        "--transport",
+        choices=get_args(Transport),
+        default="aiohttp",
+        help="the solver's HTTP stack (what transport='auto' picks by default: aiohttp)",
     )
     args = parser.parse_args()
-    global AIOHTTP
-    AIOHTTP = args.aiohttp
+    global TRANSPORT
+    TRANSPORT = args.transport
     ns = [int(x) for x in args.n.split(",")]
     print(
         f"generation latency {args.gen_latency}s, verifier latency {args.prm_latency}s, "
         f"median of {args.repeats}, {'fan-out' if args.fan_out else 'n honoured'}, "
-        f"{'aiohttp' if args.aiohttp else 'httpx'} transport"
+        f"{args.transport} transport"
     )
     print(
         "| strategy | N | rounds | sequential batches | wall s | critical path s | wall / critical "

@@ -20,13 +20,14 @@ import argparse
 import asyncio
 import statistics
 import time
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 from _server import fake_server, reset, stats
 
 import sal_plugins as sal
 from sal_plugins.solvers import OpenAISolver
+from sal_plugins.solvers.openai import Transport
 from sal_plugins.verifiers import PoolingPRM
 
 PROBLEM = "Tom has 23 apples and buys 48 more. How many apples does he have?"
@@ -67,13 +68,14 @@ def its_hub_runner(root: str, n: int) -> Any:
     return run
 
 
-def sal_runner(root: str, n: int, fan_out: bool) -> Any:
+def sal_runner(root: str, n: int, fan_out: bool, transport: Transport) -> Any:
     solver = OpenAISolver(
         model="fake",
         base_url=f"{root}/v1",
         api_key="none",
         honours_n=False if fan_out else None,
         max_fanout_concurrency=max(n, 8),
+        transport=transport,
     )
     search = sal.BestOfN(
         solver=solver,
@@ -87,6 +89,7 @@ def sal_runner(root: str, n: int, fan_out: bool) -> Any:
     async def run() -> None:
         await search.arun(PROBLEM)
 
+    run.close = solver.aclose  # type: ignore[attr-defined]
     return run
 
 
@@ -109,12 +112,16 @@ async def main() -> None:
     parser.add_argument("--prm-latency", type=float, default=0.05)
     parser.add_argument("--n", default="4,16,64")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--transport", choices=get_args(Transport), default="aiohttp", help="sal's HTTP stack"
+    )
     args = parser.parse_args()
     import its_hub
 
     print(
         f"its-hub {its_hub.__version__} vs sal-plugins {sal.__version__}; generation latency "
-        f"{args.gen_latency}s, verifier latency {args.prm_latency}s, median of {args.repeats}"
+        f"{args.gen_latency}s, verifier latency {args.prm_latency}s, median of {args.repeats}, "
+        f"sal over {args.transport}"
     )
     print(
         "| N | sal (n in one request) s | requests | sal (fan-out) s | requests | its-hub s "
@@ -123,8 +130,11 @@ async def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     with fake_server(args.gen_latency, args.prm_latency) as root:
         for n in (int(x) for x in args.n.split(",")):
-            one, one_seen = await timed(root, sal_runner(root, n, fan_out=False), args.repeats)
-            fan, fan_seen = await timed(root, sal_runner(root, n, fan_out=True), args.repeats)
+            runners = [sal_runner(root, n, fan_out, args.transport) for fan_out in (False, True)]
+            one, one_seen = await timed(root, runners[0], args.repeats)
+            fan, fan_seen = await timed(root, runners[1], args.repeats)
+            for runner in runners:
+                await runner.close()
             hub_runner = its_hub_runner(root, n)
             hub, hub_seen = await timed(root, hub_runner, args.repeats)
             await hub_runner.close()

@@ -229,10 +229,13 @@ def test_openai_and_pooling_flags_build_those_adapters() -> None:
             "http://127.0.0.1:8001",
             "--prm-model",
             "Qwen/Qwen2.5-Math-PRM-7B",
+            "--transport",
+            "aiohttp",
         ]
     )
     components = build_components(args)
     assert type(components.solver).__name__ == "OpenAISolver"
+    assert components.solver.transport == "aiohttp"  # type: ignore[attr-defined]
     assert type(components.verifier).__name__ == "PoolingPRM"
     assert components.embedded is False
     assert components.description["verifier"].startswith("pooling:Qwen/Qwen2.5-Math-PRM-7B@")

@@ -7,7 +7,9 @@ Tests marked ``model`` talk to SmolLM2-135M served by ``llama_cpp.server`` on lo
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import warnings
 from collections.abc import Callable
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -19,7 +21,7 @@ import pytest
 from _fault_proxy import FaultProxy
 
 import sal_plugins as sal
-from sal_plugins.errors import ConfigError, SolverError, TransientError
+from sal_plugins.errors import ConfigError, MissingDependencyError, SolverError, TransientError
 from sal_plugins.solvers import OpenAISolver
 from sal_plugins.solvers._openai_wire import (
     MAX_RETRY_AFTER_S,
@@ -331,8 +333,35 @@ def test_config_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
         OpenAISolver("", "http://h:1/v1")
     with pytest.raises(ConfigError, match="timeout"):
         OpenAISolver(MODEL, "http://h:1/v1", timeout=0)
+    with pytest.raises(ConfigError, match="transport"):
+        OpenAISolver(MODEL, "http://h:1/v1", transport="requests")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="not both"):
+        OpenAISolver(MODEL, client=openai.AsyncOpenAI(api_key="x"), transport="aiohttp")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://env-host:9/v1/")
     assert OpenAISolver(MODEL).base_url == "http://env-host:9/v1"
+
+
+def test_without_aiohttp_the_transport_names_the_package_or_falls_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "httpx_aiohttp" else real(name, *args),
+    )
+    with pytest.raises(MissingDependencyError, match=r"openai\[aiohttp\]"):
+        OpenAISolver(MODEL, "http://h:1/v1", transport="aiohttp")
+    assert OpenAISolver(MODEL, "http://h:1/v1").transport == "httpx"  # auto falls back
+
+
+def test_auto_transport_is_aiohttp_when_installed_except_for_an_injected_client() -> None:
+    assert OpenAISolver(MODEL, "http://h:1/v1").transport == "aiohttp"
+    assert OpenAISolver(MODEL, "http://h:1/v1", transport="httpx").transport == "httpx"
+    injected = OpenAISolver(MODEL, client=openai.AsyncOpenAI(api_key="x", base_url="http://h:1"))
+    assert injected.transport == "httpx"
 
 
 # --- real HTTP against llama_cpp.server -------------------------------------------------------
@@ -455,13 +484,33 @@ def test_search_end_to_end_over_real_http(llama_server: str, strategy: str) -> N
 
 
 @pytest.mark.model
-def test_one_solver_serves_successive_sync_runs(llama_server: str) -> None:
-    # Each sync run() has its own event loop; pooled connections must not leak across them.
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+def test_one_solver_serves_successive_sync_runs(llama_server: str, transport: str) -> None:
+    # Each sync run() has its own event loop; pooled connections must not leak across them, and
+    # the client opened on a run's loop is closed with it.
+    solver = OpenAISolver(
+        MODEL, llama_server, continuation="completion", transport=cast(Any, transport)
+    )
+    search = sal.BestOfN(solver=solver, n=1, max_tokens=4, seed=0, max_retries=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(2):
+            result = search.run("Name a colour.")
+            assert result.usage.failures == 0 and len(result.completions) == 1
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+@pytest.mark.model
+def test_clients_are_closed_when_their_loop_shuts_down(llama_server: str) -> None:
+    # An application that awaits arun() and never calls aclose(): the client is closed when
+    # asyncio.run() shuts the loop down, not left to the garbage collector.
     solver = OpenAISolver(MODEL, llama_server, continuation="completion")
     search = sal.BestOfN(solver=solver, n=1, max_tokens=4, seed=0, max_retries=0)
     for _ in range(2):
-        result = search.run("Name a colour.")
-        assert result.usage.failures == 0 and len(result.completions) == 1
+        result = asyncio.run(search.arun("Name a colour."))
+        assert result.usage.failures == 0
+        assert solver._clients == {}  # closed at the loop's shutdown, and forgotten
 
 
 @pytest.mark.model

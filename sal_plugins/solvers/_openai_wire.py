@@ -189,7 +189,12 @@ def translate_error(error: BaseException) -> ProviderError | None:
             )
         return SolverError(f"server answered HTTP {status}: {detail}", status_code=status)
     if isinstance(error, openai.APITimeoutError):
-        return TransientError(f"request timed out ({error.request.url})")
+        dropped = _dropped_connection(error)
+        if dropped is None:
+            return TransientError(f"request timed out ({error.request.url})")
+        return TransientError(
+            f"connection to {error.request.url} failed: {type(dropped).__name__}: {dropped}"
+        )
     if isinstance(error, openai.APIConnectionError):
         cause = error.__cause__
         reason = f": {type(cause).__name__}: {cause}" if cause else ""
@@ -198,6 +203,26 @@ def translate_error(error: BaseException) -> ProviderError | None:
         return TransientError(f"server sent a malformed response: {error.message}")
     if isinstance(error, json.JSONDecodeError):
         return TransientError(f"server sent broken JSON: {error}")
+    return None
+
+
+def _dropped_connection(error: BaseException) -> BaseException | None:
+    """The aiohttp connection error under a "timeout", if that is what it really was.
+
+    The aiohttp transport reports every aiohttp connection error (a server that closed the
+    connection, a refused connect) as an httpx timeout; the original is in the cause chain.
+    """
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover - aiohttp comes with openai[aiohttp]
+        return None
+    cause = error.__cause__
+    for _ in range(5):
+        if cause is None:
+            return None
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, TimeoutError):
+            return cause
+        cause = cause.__cause__
     return None
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
@@ -32,8 +33,15 @@ if TYPE_CHECKING:
 __all__ = ["OpenAISolver"]
 
 Continuation = ContinuationMode | Literal["auto"]
+Transport = Literal["httpx", "aiohttp"]
 
 _VLLM_CONTINUE = {"continue_final_message": True, "add_generation_prompt": False}
+
+
+@dataclass(frozen=True)
+class _LoopClient:
+    client: AsyncOpenAI
+    closer: AsyncGenerator[None, None]
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,12 @@ class OpenAISolver:
             the solver sends ``n`` and falls back to fan-out when fewer choices come back.
         client: an ``openai.AsyncOpenAI`` to use instead of building one (its retries are turned
             off; ``base_url``, ``api_key`` and ``timeout`` are then taken from it).
+        transport: the HTTP stack of the clients the solver builds: ``"aiohttp"`` (the
+            ``openai[aiohttp]`` client, a dependency of sal-plugins), ``"httpx"`` (the SDK's own
+            default), or ``"auto"``: aiohttp when it is installed, else httpx. With dozens of
+            requests in flight (fan-out servers, beam search and DVTS at large N) httpx's
+            connection pool costs milliseconds of CPU per request, aiohttp a fraction of that
+            (``benchmarks/overhead.py --transport``).
 
     Raises:
         ConfigError: a setting that cannot work, with the fix in the message.
@@ -127,6 +141,7 @@ class OpenAISolver:
         max_fanout_concurrency: int = 32,
         honours_n: bool | None = None,
         client: AsyncOpenAI | None = None,
+        transport: Transport | Literal["auto"] = "auto",
     ) -> None:
         try:
             import openai  # noqa: F401
@@ -147,6 +162,7 @@ class OpenAISolver:
             raise ConfigError(f"OpenAISolver: timeout must be positive seconds, got {timeout}")
         if max_fanout_concurrency < 1:
             raise ConfigError("OpenAISolver: max_fanout_concurrency must be at least 1")
+        self.transport: Transport = _resolve_transport(transport, injected=client is not None)
         self.model = model
         self.base_url = None if client is not None else _base_url(base_url)
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
@@ -160,7 +176,7 @@ class OpenAISolver:
         self._choices_per_request: int | None = 1 if honours_n is False else None
         self._injected = client.with_options(max_retries=0) if client is not None else None
         self._probe_task: asyncio.Task[None] | None = None
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -187,7 +203,7 @@ class OpenAISolver:
             TransientError: a fault worth retrying (429, 5xx, timeouts, broken responses).
             SolverError: the server rejected the request.
         """
-        client = self._client()
+        client = await self._client()
         mode = await self._resolve_mode(client, request)
         found: dict[int, Generation] = {}
         totals = [0, 0, 0]  # requests, prompt tokens, completion tokens
@@ -207,33 +223,55 @@ class OpenAISolver:
     async def aclose(self) -> None:
         """Close the HTTP client this solver opened for the running event loop.
 
-        Clients of event loops that have ended are dropped with their loops; an injected client
-        is left to its owner.
+        Without it, the client is closed when its loop shuts down (``asyncio.run`` ends, or
+        ``loop.shutdown_asyncgens()``); an injected client is left to its owner.
         """
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
+        entry = self._clients.get(asyncio.get_running_loop())
+        if entry is not None:
+            await entry.closer.aclose()
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _client(self) -> AsyncOpenAI:
+    async def _client(self) -> AsyncOpenAI:
         if self._injected is not None:
             return self._injected
         # Pooled connections belong to the loop that opened them, and sync ``run()`` makes a new
         # loop per call: keep one client per loop.
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            from openai import AsyncOpenAI
+        entry = self._clients.get(loop)
+        if entry is None:
+            from openai import AsyncOpenAI, DefaultAioHttpClient
 
             client = AsyncOpenAI(
                 base_url=self.base_url,
                 api_key=self._api_key,
                 timeout=self.timeout,
                 max_retries=0,
+                http_client=DefaultAioHttpClient(timeout=self.timeout)
+                if self.transport == "aiohttp"
+                else None,
             )
-            self._clients[loop] = client
-        return client
+            entry = _LoopClient(client, self._closed_at_loop_end(loop, client))
+            self._clients[loop] = entry
+            await anext(entry.closer)  # started: the loop now finalises it at shutdown
+        return entry.client
+
+    async def _closed_at_loop_end(
+        self, loop: asyncio.AbstractEventLoop, client: AsyncOpenAI
+    ) -> AsyncGenerator[None, None]:
+        """Forgets and closes ``client`` when finalised: by ``aclose()``, or by its loop's end.
+
+        An event loop finalises the async generators still open when it shuts down
+        (``shutdown_asyncgens``, which ``asyncio.run`` calls): the client's connections are
+        closed on their own loop instead of being left to the garbage collector, and the solver
+        keeps no client of a loop that has ended (the client refers to its loop, so the weak
+        mapping alone would keep both).
+        """
+        try:
+            yield
+        finally:
+            self._clients.pop(loop, None)
+            await client.close()
 
     async def _resolve_mode(
         self, client: AsyncOpenAI, request: GenerationRequest
@@ -311,37 +349,39 @@ class OpenAISolver:
         n: int,
         seed: int | None,
     ) -> _Batch:
-        body: dict[str, Any] = dict(self.extra_body)
-        common: dict[str, Any] = {
+        payload: dict[str, Any] = {
             "model": self.model,
             "n": n,
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
         }
         if request.stop:
-            common["stop"] = list(request.stop)
+            payload["stop"] = list(request.stop)
         if seed is not None:
-            common["seed"] = seed
+            payload["seed"] = seed
         if mode == "completion":
-            prompt = completion_prompt(request, self.prompt_template)
+            path = "/completions"
+            payload["prompt"] = completion_prompt(request, self.prompt_template)
             if request.logprobs or request.top_logprobs:
-                common["logprobs"] = request.top_logprobs or 0
-            response: object = await _call(
-                lambda: client.completions.create(prompt=prompt, extra_body=body, **common)
-            )
+                payload["logprobs"] = request.top_logprobs or 0
         else:
-            messages = chat_messages(request, mode, instructed_template=self.instructed_template)
-            if mode == "native" and request.prefix_steps:
-                body.update(_VLLM_CONTINUE)
-            if request.logprobs or request.top_logprobs:
-                common["logprobs"] = True
-                if request.top_logprobs:
-                    common["top_logprobs"] = request.top_logprobs
-            response = await _call(
-                lambda: client.chat.completions.create(
-                    messages=cast(Any, messages), extra_body=body, **common
-                )
+            path = "/chat/completions"
+            payload["messages"] = chat_messages(
+                request, mode, instructed_template=self.instructed_template
             )
+            if request.logprobs or request.top_logprobs:
+                payload["logprobs"] = True
+                if request.top_logprobs:
+                    payload["top_logprobs"] = request.top_logprobs
+        payload.update(self.extra_body)
+        if mode == "native" and request.prefix_steps:
+            payload.update(_VLLM_CONTINUE)
+        # The SDK's generic post: its auth, error classes and client settings, without the
+        # per-request transformation of typed params and the pydantic model of the response,
+        # which the search reads as plain JSON anyway (both cost milliseconds per request).
+        response: object = await _call(
+            lambda: client.post(path, body=payload, cast_to=cast(Any, object))
+        )
         return _batch(response, request.stop)
 
 
@@ -358,11 +398,9 @@ async def _call(make: Callable[[], Awaitable[Any]]) -> Any:
         raise translated from error
 
 
-def _batch(response: object, stops: tuple[str, ...]) -> _Batch:
-    to_dict = getattr(response, "to_dict", None)
-    if to_dict is None:  # the SDK hands back raw text when the body is not JSON
-        raise TransientError(f"server sent a non-JSON body: {str(response)[:200]!r}")
-    body = to_dict()
+def _batch(body: object, stops: tuple[str, ...]) -> _Batch:
+    if not isinstance(body, Mapping):  # the SDK hands back raw text when the body is not JSON
+        raise TransientError(f"server sent a non-JSON body: {str(body)[:200]!r}")
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices:
         raise TransientError(f"server sent a response without choices: {str(body)[:200]}")
@@ -388,6 +426,27 @@ async def _gather(coroutines: list[Awaitable[Any]]) -> list[Any]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _resolve_transport(transport: object, *, injected: bool) -> Transport:
+    choices = (*get_args(Transport), "auto")
+    if transport not in choices:
+        raise ConfigError(
+            f"OpenAISolver: transport={transport!r} is not one of {', '.join(choices)}"
+        )
+    if transport == "aiohttp" and injected:
+        raise ConfigError(
+            "OpenAISolver: pass transport='aiohttp' or a client, not both (build the client "
+            "with http_client=openai.DefaultAioHttpClient() yourself)"
+        )
+    available = importlib.util.find_spec("httpx_aiohttp") is not None
+    if transport == "aiohttp" and not available:
+        raise MissingDependencyError(
+            "OpenAISolver(transport='aiohttp')", "aiohttp", package="openai[aiohttp]"
+        )
+    if transport == "auto":
+        return "aiohttp" if available and not injected else "httpx"
+    return cast(Transport, transport)
 
 
 def _base_url(base_url: str | None) -> str:
