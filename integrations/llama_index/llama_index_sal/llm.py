@@ -19,8 +19,11 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
-from llama_index.core.llms.llm import LLM
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.tools import BaseTool
 from pydantic import Field
+from sal_plugins.errors import ConfigError
 from sal_plugins.results import SearchResult
 from sal_plugins.strategies import SearchStrategy
 
@@ -37,7 +40,7 @@ from llama_index_sal.solver import LlamaIndexSolver
 __all__ = ["SearchLLM"]
 
 
-class SearchLLM(LLM):
+class SearchLLM(FunctionCallingLLM):
     """A LlamaIndex ``LLM`` that answers every prompt with a test-time compute search.
 
     Drop it in wherever LlamaIndex takes an LLM (``Settings.llm``, a query engine's or chat
@@ -77,8 +80,15 @@ class SearchLLM(LLM):
     (``temperature=...``) are ignored: the strategy's settings apply.
 
     Chat: a single user turn is the problem; a longer conversation becomes a transcript
-    (``User: ...``, ``Assistant: ...``), and the caller's system messages are prepended as
-    context. The search's own ``system_prompt`` still instructs the solver.
+    (``User: ...``, ``Assistant: ...``, ``Tool: ...``), and the caller's system messages are
+    prepended as context. The search's own ``system_prompt`` still instructs the solver.
+
+    Agents (``FunctionAgent``, ``AgentWorkflow``): when the solver is a function-calling LLM
+    (``OpenAI``, ``OpenAILike(is_function_calling_model=True)``, ...), so is this one. Each
+    ``achat_with_tools`` call first lets the solver LLM, with the tools, decide: its tool calls
+    are returned as they are, and only when it answers instead does the search run, on the
+    conversation so far (tool results included). The search is spent on answers, not on
+    choosing tools; the decision's tokens are not in the search's usage.
 
     Args:
         strategy: ``"best_of_n"``, ``"beam_search"``, ``"dvts"``, ``"self_revision"`` (hyphens
@@ -124,7 +134,166 @@ class SearchLLM(LLM):
             context_window=context_window,
             num_output=self.search.max_tokens,
             is_chat_model=False,
+            is_function_calling_model=self._tool_llm() is not None,
             model_name=f"sal-{self.search.name}",
+        )
+
+    # --- tools --------------------------------------------------------------------------------
+
+    def _tool_llm(self) -> FunctionCallingLLM | None:
+        """The solver's LLM, when it can call tools."""
+        solver = self.search.solver
+        llm = solver.llm if isinstance(solver, LlamaIndexSolver) else None
+        if isinstance(llm, FunctionCallingLLM) and llm.metadata.is_function_calling_model:
+            return llm
+        return None
+
+    def _require_tool_llm(self) -> FunctionCallingLLM:
+        llm = self._tool_llm()
+        if llm is None:
+            raise ConfigError(
+                "SearchLLM can call tools only when its solver is a function-calling LlamaIndex "
+                "LLM (e.g. OpenAI, or OpenAILike(is_function_calling_model=True)); got "
+                f"{type(self.search.solver).__name__}"
+            )
+        return llm
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The solver LLM's request for a chat with ``tools``."""
+        return self._require_tool_llm()._prepare_chat_with_tools(
+            tools,
+            user_msg=user_msg,
+            chat_history=chat_history,
+            verbose=verbose,
+            allow_parallel_tool_calls=allow_parallel_tool_calls,
+            **_required(tool_required),
+            **kwargs,
+        )
+
+    def chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """The solver LLM's tool calls, or, when it answers instead, the search's answer."""
+        llm = self._require_tool_llm()
+        decision = llm.chat_with_tools(
+            tools,
+            user_msg=user_msg,
+            chat_history=chat_history,
+            verbose=verbose,
+            allow_parallel_tool_calls=allow_parallel_tool_calls,
+            **_required(tool_required),
+            **kwargs,
+        )
+        if llm.get_tool_calls_from_response(decision, error_on_no_tool_call=False):
+            return decision
+        answer: ChatResponse = self.chat(_conversation(user_msg, chat_history))
+        return answer
+
+    async def achat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """Async :meth:`chat_with_tools`."""
+        llm = self._require_tool_llm()
+        decision = await llm.achat_with_tools(
+            tools,
+            user_msg=user_msg,
+            chat_history=chat_history,
+            verbose=verbose,
+            allow_parallel_tool_calls=allow_parallel_tool_calls,
+            **_required(tool_required),
+            **kwargs,
+        )
+        if llm.get_tool_calls_from_response(decision, error_on_no_tool_call=False):
+            return decision
+        answer: ChatResponse = await self.achat(_conversation(user_msg, chat_history))
+        return answer
+
+    def stream_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponseGen:
+        """:meth:`chat_with_tools` when iterated; yields the response as one chunk."""
+
+        def stream() -> Generator[ChatResponse, None, None]:
+            response = self.chat_with_tools(
+                tools,
+                user_msg=user_msg,
+                chat_history=chat_history,
+                verbose=verbose,
+                allow_parallel_tool_calls=allow_parallel_tool_calls,
+                tool_required=tool_required,
+                **kwargs,
+            )
+            yield response.model_copy(update={"delta": response.message.content or ""})
+
+        return stream()
+
+    async def astream_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponseAsyncGen:
+        """Async :meth:`stream_chat_with_tools` (what ``FunctionAgent`` calls when streaming)."""
+
+        async def stream() -> AsyncGenerator[ChatResponse, None]:
+            response = await self.achat_with_tools(
+                tools,
+                user_msg=user_msg,
+                chat_history=chat_history,
+                verbose=verbose,
+                allow_parallel_tool_calls=allow_parallel_tool_calls,
+                tool_required=tool_required,
+                **kwargs,
+            )
+            yield response.model_copy(update={"delta": response.message.content or ""})
+
+        return stream()
+
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
+        """The tool calls in a response of :meth:`achat_with_tools` (read by the solver LLM)."""
+        llm = self._tool_llm()
+        if llm is None:
+            if error_on_no_tool_call:
+                raise ValueError("SearchLLM made no tool call: its solver cannot call tools")
+            return []
+        return llm.get_tool_calls_from_response(
+            response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
         )
 
     # --- completion ---------------------------------------------------------------------------
@@ -213,3 +382,19 @@ class SearchLLM(LLM):
     def _chat(self, result: SearchResult) -> ChatResponse:
         message = ChatMessage(role=MessageRole.ASSISTANT, content=output_text(result, self.output))
         return ChatResponse(message=message, raw=result, additional_kwargs=result_metadata(result))
+
+
+def _required(tool_required: bool) -> dict[str, bool]:
+    """``tool_required`` for LLM classes that know it (LlamaIndex 0.13+); omitted when false."""
+    return {"tool_required": True} if tool_required else {}
+
+
+def _conversation(
+    user_msg: str | ChatMessage | None, chat_history: list[ChatMessage] | None
+) -> list[ChatMessage]:
+    messages = list(chat_history or [])
+    if isinstance(user_msg, str):
+        messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
+    elif user_msg is not None:
+        messages.append(user_msg)
+    return messages

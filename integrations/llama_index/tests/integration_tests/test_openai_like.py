@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import MAX_TOKENS
+from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.response.schema import Response
+from llama_index.core.tools import FunctionTool
 from llama_index.llms.openai_like import OpenAILike
 from sal_plugins.errors import TransientError
 from sal_plugins.results import SearchResult
@@ -128,3 +130,34 @@ async def test_an_unreachable_server_is_a_transient_fault(llama_server_url: str)
 
     with pytest.raises(TransientError, match="OpenAILike"):
         await LlamaIndexSolver(llm=dead).generate(GenerationRequest(problem=PROBLEM, max_tokens=4))
+
+
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+async def test_search_llm_as_the_llm_of_a_function_agent(llama_server_url: str) -> None:
+    solver = OpenAILike(
+        api_base=llama_server_url,
+        api_key="x",
+        model="smollm2",
+        is_chat_model=True,
+        is_function_calling_model=True,
+        max_tokens=MAX_TOKENS,
+        timeout=600,
+    )
+    llm = SearchLLM("best_of_n", solver=solver, n=2, max_tokens=MAX_TOKENS, seed=0)
+    tool = FunctionTool.from_defaults(fn=add)
+    # A forced tool choice: llama.cpp's server constrains the reply to the tool's arguments
+    # schema, so the 135M model answers with a well-formed call, returned without a search.
+    forced = await llm.achat_with_tools([tool], user_msg=PROBLEM, tool_choice="add")
+    (call,) = llm.get_tool_calls_from_response(forced)
+    assert call.tool_name == "add" and set(call.tool_kwargs) == {"a", "b"}
+    assert "answer" not in forced.additional_kwargs
+    # Left to the model, SmolLM2 (no tool calling in its template) answers in text: the agent's
+    # answer is the search's.
+    agent = FunctionAgent(tools=[tool], llm=llm)
+    output = await agent.run(user_msg=PROBLEM)
+    assert output.response.content
+    assert isinstance(output.raw, SearchResult)  # the answer came from the search

@@ -15,6 +15,8 @@ from llama_index.core.base.llms.types import (
     MessageRole,
 )
 from llama_index.core.llms import CustomLLM
+from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.llms.mock import MockFunctionCallingLLM
 from pydantic import Field, PrivateAttr
 from sal_plugins.verifiers import ScriptedVerifier
 
@@ -102,3 +104,45 @@ def solution_llm(solutions: Sequence[str] = SOLUTIONS) -> ScriptedLLM:
         return solutions[seed % len(solutions)]
 
     return ScriptedLLM(reply=reply)
+
+
+class ToolCallingLLM(MockFunctionCallingLLM):
+    """A function-calling LLM: asked with tools, it replies with ``decisions`` in turn.
+
+    A decision is a list of tool calls (``[]``: answer in text instead); without tools it writes
+    ``solutions`` by seed, like :func:`solution_llm`. Records and counters live in shared
+    containers, so the copy a solver makes records into the same ones.
+    """
+
+    decisions: list[list[ToolSelection]] = Field(default_factory=list)
+    solutions: list[str] = Field(default_factory=lambda: list(SOLUTIONS))
+    calls: list[tuple[list[ChatMessage], dict[str, Any]]] = Field(default_factory=list)
+    tally: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(
+            is_chat_model=True, is_function_calling_model=True, model_name="tool-calling"
+        )
+
+    def _reply(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> ChatResponse:
+        self.calls.append((list(messages), kwargs))
+        if "tools" not in kwargs:
+            seed = kwargs.get("seed") or 0
+            text = self.solutions[seed % len(self.solutions)]
+            return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text))
+        decided = self.tally.get("decided", 0)
+        self.tally["decided"] = decided + 1
+        selections = self.decisions[decided]
+        message = ChatMessage(
+            role=MessageRole.ASSISTANT,
+            content="" if selections else "I can answer now.",
+            additional_kwargs={"tool_calls": selections} if selections else {},
+        )
+        return ChatResponse(message=message)
+
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return self._reply(messages, kwargs)
+
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return self._reply(messages, kwargs)

@@ -1,0 +1,89 @@
+"""SearchLLM with tools: the solver LLM picks the tools, the search writes the answer."""
+
+from __future__ import annotations
+
+import pytest
+from li_fakes import PROBLEM, RIGHT, ToolCallingLLM, solution_llm
+from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
+from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.tools import FunctionTool
+from sal_plugins.errors import ConfigError
+
+from llama_index_sal import SearchLLM
+
+ADD = ToolSelection(tool_id="call-add", tool_name="add", tool_kwargs={"a": 2, "b": 2})
+
+
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+TOOL = FunctionTool.from_defaults(fn=add)
+
+
+def searching(solver: object) -> SearchLLM:
+    return SearchLLM("best_of_n", solver=solver, n=2, selection="majority", seed=0)
+
+
+def test_a_function_calling_solver_makes_a_function_calling_llm() -> None:
+    assert searching(ToolCallingLLM()).metadata.is_function_calling_model
+    assert not searching(solution_llm()).metadata.is_function_calling_model
+
+
+async def test_a_tool_call_is_returned_without_a_search() -> None:
+    solver = ToolCallingLLM(decisions=[[ADD]])
+    llm = searching(solver)
+    response = await llm.achat_with_tools([TOOL], user_msg=PROBLEM)
+    assert llm.get_tool_calls_from_response(response, error_on_no_tool_call=False) == [ADD]
+    assert len(solver.calls) == 1  # the decision only
+
+
+async def test_an_answer_runs_the_search_on_the_conversation_with_its_tool_results() -> None:
+    solver = ToolCallingLLM(decisions=[[]], solutions=[RIGHT])
+    history = [
+        ChatMessage(role=MessageRole.USER, content=PROBLEM),
+        ChatMessage(
+            role=MessageRole.ASSISTANT, content="", additional_kwargs={"tool_calls": [ADD]}
+        ),
+        ChatMessage(
+            role=MessageRole.TOOL, content="4", additional_kwargs={"tool_call_id": "call-add"}
+        ),
+    ]
+    response = await searching(solver).achat_with_tools([TOOL], chat_history=history)
+    assert response.additional_kwargs["answer"] == "4"
+    decision, *candidates = solver.calls
+    assert decision[0] == history
+    assert len(candidates) == 2
+    problem = candidates[0][0][-1].content
+    assert PROBLEM in problem and "Tool: 4" in problem
+
+
+def test_sync_and_streaming_tool_calls() -> None:
+    solver = ToolCallingLLM(decisions=[[ADD], []], solutions=[RIGHT])
+    llm = searching(solver)
+    (chunk,) = list(llm.stream_chat_with_tools([TOOL], user_msg=PROBLEM))
+    assert llm.get_tool_calls_from_response(chunk, error_on_no_tool_call=False) == [ADD]
+    answer = llm.chat_with_tools([TOOL], user_msg=PROBLEM)
+    assert answer.additional_kwargs["answer"] == "4"
+
+
+async def test_a_solver_that_cannot_call_tools_is_refused() -> None:
+    llm = searching(solution_llm())
+    with pytest.raises(ConfigError, match="function-calling"):
+        await llm.achat_with_tools([TOOL], user_msg=PROBLEM)
+    plain = ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content="4"))
+    assert llm.get_tool_calls_from_response(plain, error_on_no_tool_call=False) == []
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_function_agent_calls_the_tool_then_answers_with_the_search(streaming: bool) -> None:
+    solver = ToolCallingLLM(decisions=[[ADD], []], solutions=[RIGHT])
+    agent = FunctionAgent(tools=[TOOL], llm=searching(solver), streaming=streaming)
+    output = await agent.run(user_msg=PROBLEM)
+    assert [call.tool_name for call in output.tool_calls] == ["add"]
+    assert output.tool_calls[0].tool_output.raw_output == 4
+    assert "\\boxed{4}" in str(output.response.content)
+    searched = solver.calls[-1][0][-1].content
+    assert "Tool: 4" in searched
