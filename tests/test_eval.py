@@ -176,6 +176,7 @@ def _record(strategy: str, n: int, pid: str, correct: bool, calls: int) -> Recor
         10,
         5 * calls,
         0.1,
+        verifier_tokens=7,
     )
 
 
@@ -190,7 +191,14 @@ def test_summaries_are_compute_matched() -> None:
     assert rows[0].accuracy == 0.5
     assert rows[0].generation_calls == 3.0  # what was spent, not the nominal N
     assert rows[0].completion_tokens == 15.0
+    assert rows[0].total_tokens == 10 + 15.0 + 7  # the verifier's tokens count too
     assert rows[1].generation_calls == 9.0
+
+
+def test_records_written_before_verifier_tokens_read_back() -> None:
+    row = dict(vars(_record("best_of_n", 4, "a", True, 4)))
+    del row["verifier_tokens"]
+    assert Record.from_dict(row).verifier_tokens == 0
 
 
 def test_plot_without_matplotlib(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

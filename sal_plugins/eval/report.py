@@ -49,7 +49,7 @@ class ArmSummary:
         generation_calls: mean solver requests per problem.
         verifier_calls: mean verifier requests per problem.
         completion_tokens: mean generated tokens per problem.
-        total_tokens: mean prompt plus generated tokens per problem.
+        total_tokens: mean prompt plus generated tokens per problem, the verifier's included.
         wall_time_s: mean seconds per problem.
         errors: searches that raised.
         stated: share of graded answers the solution stated (the rest: its last number).
@@ -104,7 +104,9 @@ def summarize(records: Iterable[Record]) -> list[ArmSummary]:
                 generation_calls=_mean(r.generation_calls for r in group),
                 verifier_calls=_mean(r.verifier_calls for r in group),
                 completion_tokens=_mean(r.completion_tokens for r in group),
-                total_tokens=_mean(r.prompt_tokens + r.completion_tokens for r in group),
+                total_tokens=_mean(
+                    r.prompt_tokens + r.completion_tokens + r.verifier_tokens for r in group
+                ),
                 wall_time_s=_mean(r.wall_time_s for r in group),
                 errors=sum(r.error is not None for r in group),
                 stated=_mean(float(r.answer_source == "stated") for r in group),

@@ -57,6 +57,8 @@ class Record:
         verifier_calls: requests that reached the verifier.
         prompt_tokens: prompt tokens spent.
         completion_tokens: tokens generated.
+        verifier_tokens: tokens the verifier reported (prompt and completion; 0 in records
+            written before it was recorded).
         wall_time_s: seconds the search took.
         error: the error that ended the search, if any.
         answer_source: ``"stated"``, ``"last_number"`` or ``"none"``.
@@ -80,6 +82,7 @@ class Record:
     error: str | None = None
     answer_source: str = "none"
     text: str = ""
+    verifier_tokens: int = 0
 
     @property
     def arm(self) -> Arm:
@@ -119,6 +122,9 @@ class Record:
             error=error,
             answer_source=source,
             text=text,
+            verifier_tokens=(
+                usage.verifier_prompt_tokens + usage.verifier_completion_tokens if usage else 0
+            ),
         )
 
     @classmethod
