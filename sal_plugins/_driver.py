@@ -109,8 +109,7 @@ class SearchDriver:
     _start: float = field(init=False, default=0.0)
     _calls_in_flight: int = field(init=False, default=0)
     _cut_short: StopReason | None = field(init=False, default=None)
-    _seen_fan_out: bool = field(init=False, default=False)
-    _seen_native_n: bool = field(init=False, default=False)
+    _seen_fan_out: bool | None = field(init=False, default=None)  # None: no evidence yet
     _served: tuple[int, int] = field(init=False, default=(0, 0))  # (requests, generations)
 
     def __post_init__(self) -> None:
@@ -235,7 +234,7 @@ class SearchDriver:
         declared = getattr(self.strategy.solver, "honours_n", None)
         if self._seen_fan_out or declared is False:
             return True
-        if self._seen_native_n or declared is True:
+        if self._seen_fan_out is False or declared is True:
             return False
         return None
 
@@ -345,9 +344,10 @@ class SearchDriver:
     def _count_generation(self, response: SolverResponse) -> None:
         usage = self.usage
         usage.generation_calls += response.requests
-        self._seen_fan_out = self._seen_fan_out or response.requests > 1
-        native = response.requests == 1 and len(response.generations) > 1
-        self._seen_native_n = self._seen_native_n or native
+        if response.requests > 1:
+            self._seen_fan_out = True
+        elif self._seen_fan_out is None and len(response.generations) > 1:
+            self._seen_fan_out = False  # one request served several continuations
         requests, generations = self._served
         self._served = (requests + response.requests, generations + len(response.generations))
         usage.prompt_tokens += response.prompt_tokens

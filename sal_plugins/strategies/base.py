@@ -157,15 +157,13 @@ class SearchStrategy(BaseModel):
     @field_validator("verifier", mode="before")
     @classmethod
     def _wrap_callable_verifier(cls, value: Any) -> Any:
-        if value is None or isinstance(value, Verifier):
-            return value
-        if not callable(value):
+        if value is not None and not isinstance(value, Verifier) and not callable(value):
             raise ValueError(
                 f"{cls.__name__}(verifier=...): expected a Verifier (an object with async "
                 "score(problem, trajectories)) or a function fn(problem, steps) -> float | "
                 f"list[float], got {type(value).__name__}"
             )
-        return FunctionVerifier(value)
+        return _as_verifier(value)
 
     @property
     def scorer(self) -> Verifier | None:
@@ -174,10 +172,7 @@ class SearchStrategy(BaseModel):
         Validation already wraps functions; this also covers one set by ``model_copy(update=...)``,
         which skips validation.
         """
-        verifier = self.verifier
-        if verifier is None or isinstance(verifier, Verifier):
-            return verifier
-        return FunctionVerifier(verifier)
+        return _as_verifier(self.verifier)
 
     # --- the strategy's logic -----------------------------------------------------------------
 
@@ -247,6 +242,12 @@ class SearchStrategy(BaseModel):
     def config(self) -> dict[str, Any]:
         """The strategy's plain settings (everything but the solver, verifier and budget)."""
         return self.model_dump(exclude={"solver", "verifier", "budget"})
+
+
+def _as_verifier(value: Verifier | ScoreFunction | None) -> Verifier | None:
+    if value is None or isinstance(value, Verifier):
+        return value
+    return FunctionVerifier(value)
 
 
 async def _release_loop_resources(solver: object) -> None:

@@ -34,7 +34,7 @@ from langchain_sal._search import (
     search_message,
     strategy_settings,
 )
-from langchain_sal.solvers import LangChainSolver, without_streaming
+from langchain_sal.solvers import LangChainSolver, cut_at_stop, without_streaming
 
 __all__ = ["TOOL_DECISION_TAGS", "SearchChatModel"]
 
@@ -287,10 +287,9 @@ class SearchChatModel(BaseChatModel):
         if decision is not None and decision.usage_metadata and message.usage_metadata:
             message.usage_metadata = add_usage(message.usage_metadata, decision.usage_metadata)
         if stop:
-            text = message.text
-            cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-            if cuts:
-                message.content = text[: min(cuts)]
+            text, cut = cut_at_stop(message.text, stop)
+            if cut:
+                message.content = text
         return ChatResult(
             generations=[ChatGeneration(message=message)],
             llm_output={"sal": result.summary()},

@@ -90,7 +90,7 @@ def stop_kind(metadata: Mapping[str, Any], stop: Sequence[str], *, cut: bool) ->
     return "unknown"
 
 
-def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Remove everything from the first stop string on (for models that ignore ``stop``)."""
     positions = [i for i in (text.find(s) for s in stop if s) if i >= 0]
     if not positions:
@@ -376,7 +376,7 @@ class LangChainSolver:
     def _generation(self, generation: ChatGeneration, request: GenerationRequest) -> Generation:
         message = generation.message
         metadata = {**(generation.generation_info or {}), **message.response_metadata}
-        text, cut = _cut_at_stop(_text(message), request.stop)
+        text, cut = cut_at_stop(_text(message), request.stop)
         tokens, tops = _logprobs(metadata) if request.logprobs else (None, None)
         return Generation(
             text=text,
