@@ -14,13 +14,19 @@ from langchain_core.callbacks import (
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.ai import add_usage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import (
+    Runnable,
+    RunnableConfig,
+    RunnableLambda,
+    RunnableParallel,
+    RunnablePassthrough,
+)
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from sal_plugins.adapters import run_sync
 from sal_plugins.errors import ConfigError
 from sal_plugins.strategies import SearchStrategy, strategy_class
@@ -36,9 +42,15 @@ from langchain_sal._search import (
 )
 from langchain_sal.solvers import LangChainSolver, cut_at_stop, without_streaming
 
-__all__ = ["TOOL_DECISION_TAGS", "SearchChatModel"]
+__all__ = ["EXTRACTION_PROMPT", "TOOL_DECISION_TAGS", "SearchChatModel"]
 
 _OWN_FIELDS = frozenset({"strategy", "solver", "verifier", "strategy_kwargs"})
+
+EXTRACTION_PROMPT = (
+    "Below are a problem and a worked solution to it. Fill in the requested fields from the "
+    "solution's final answer. Do not solve the problem again and do not correct the solution."
+)
+"""The system prompt of the call that turns a search's answer into structured output."""
 
 TOOL_DECISION_TAGS = ("sal_tool_decision", "nostream")
 """Tags on the call that decides between calling a tool and answering (see ``bind_tools``).
@@ -46,6 +58,9 @@ TOOL_DECISION_TAGS = ("sal_tool_decision", "nostream")
 ``"nostream"``: when that call asks for tools, its message is the chat model's own output, which
 LangGraph streams once from the ``SearchChatModel`` run.
 """
+
+EXTRACTION_TAGS = ("sal_extraction", "nostream")
+"""Tags on the call that fills structured output in (see ``with_structured_output``)."""
 
 
 def _children_of(
@@ -178,8 +193,8 @@ class SearchChatModel(BaseChatModel):
         dropped and the strategy searches for the answer to the last human message, given the
         results of the tool calls made after it. ``usage_metadata`` counts both.
 
-        A ``tool_choice`` that forces a tool (as ``with_structured_output`` does) therefore
-        returns the solver model's own tool call, without a search.
+        A ``tool_choice`` that forces a tool therefore returns the solver model's own tool call,
+        without a search (:meth:`with_structured_output` searches first).
 
         Args:
             tools: what the solver model's ``bind_tools`` accepts (LangChain tools, functions,
@@ -197,15 +212,57 @@ class SearchChatModel(BaseChatModel):
             binding["tool_choice"] = tool_choice
         return self.bind(**binding, **kwargs)
 
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        include_raw: bool = False,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Search, then have the solver model fill ``schema`` in from the winning solution.
+
+        The search runs as for :meth:`invoke`; one more call of the solver model (its own
+        ``with_structured_output(schema, **kwargs)``) reads the problem and the selected
+        solution under :data:`EXTRACTION_PROMPT` and returns the schema's object. With
+        ``include_raw=True`` the result is LangChain's ``{"raw", "parsed", "parsing_error"}``
+        for that call, plus ``"search"``: the search's ``AIMessage`` (its summary in
+        ``response_metadata["sal"]``).
+
+        Raises:
+            ConfigError: the solver is not a LangChain chat model.
+        """
+        extractor = self._tool_model().with_structured_output(
+            schema, include_raw=include_raw, **kwargs
+        )
+
+        def extraction_prompt(state: dict[str, Any]) -> list[BaseMessage]:
+            problem = parse_input(state["input"])
+            return [
+                SystemMessage(EXTRACTION_PROMPT),
+                HumanMessage(f"Problem:\n{problem.text}\n\nSolution:\n{state['search'].text}"),
+            ]
+
+        searched = RunnableParallel(input=RunnablePassthrough(), search=self)
+        extracted = RunnableLambda(extraction_prompt) | extractor.with_config(
+            tags=list(EXTRACTION_TAGS)
+        )
+        if not include_raw:
+            return (searched | extracted).with_config(run_name="SearchStructuredOutput")
+        with_search = RunnablePassthrough.assign(extracted=extracted) | RunnableLambda(
+            lambda state: {**state["extracted"], "search": state["search"]}
+        )
+        return (searched | with_search).with_config(run_name="SearchStructuredOutput")
+
     def _tool_model(self) -> BaseChatModel:
-        """The chat model that decides on tool calls: the solver's."""
+        """The solver's chat model, which calls tools and fills structured output in."""
         solver = self.solver
         if isinstance(solver, LangChainSolver):
             solver = solver.chat_model
         if not isinstance(solver, BaseChatModel):
             raise ConfigError(
-                "SearchChatModel.bind_tools needs a LangChain chat model as solver to call the "
-                f"tools; got {type(solver).__name__}. Pass a chat model (e.g. ChatOpenAI)."
+                "SearchChatModel needs a LangChain chat model as solver to call tools or fill "
+                f"structured output in; got {type(solver).__name__}. Pass a chat model (e.g. "
+                "ChatOpenAI)."
             )
         return solver
 

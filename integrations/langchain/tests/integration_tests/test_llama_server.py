@@ -18,6 +18,7 @@ from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langchain_core.tracers.schemas import Run
 from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
+from pydantic import BaseModel
 from sal_plugins.solvers.base import GenerationRequest
 
 from langchain_sal import BeamSearchRunnable, BestOfNRunnable, LangChainSolver, SearchChatModel
@@ -171,3 +172,21 @@ def test_search_chat_model_as_the_model_of_an_agent(chat_model: ChatOpenAI) -> N
     assert answer.usage_metadata is not None
     searched = summary["usage"]["prompt_tokens"] + summary["usage"]["completion_tokens"]
     assert answer.usage_metadata["total_tokens"] > searched  # the tool decision's tokens too
+
+
+class Answer(BaseModel):
+    """The final answer."""
+
+    value: int
+
+
+def test_structured_output_from_a_search_over_real_http(chat_model: ChatOpenAI) -> None:
+    # method="function_calling": a forced tool choice, which llama.cpp's server constrains to the
+    # schema, so the 135M model fills it in validly (its value need not be right).
+    model = SearchChatModel(
+        strategy="best_of_n", solver=chat_model, n=2, max_tokens=MAX_TOKENS, seed=0
+    )
+    structured = model.with_structured_output(Answer, method="function_calling", include_raw=True)
+    out = structured.invoke(PROBLEM)
+    assert isinstance(out["parsed"], Answer), out["parsing_error"]
+    assert out["search"].response_metadata["sal"]["candidates"] >= 1

@@ -8,11 +8,13 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Too
 from langchain_core.tools import tool
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langgraph.prebuilt import create_react_agent
+from pydantic import BaseModel
 from sal_plugins.errors import ConfigError
 from sal_plugins.solvers.scripted import ScriptedSolver
 
 from langchain_sal import TOOL_DECISION_TAGS, LangChainSolver, SearchChatModel
 from langchain_sal._search import parse_input
+from langchain_sal.chat_models import EXTRACTION_PROMPT
 from tests.unit_tests.fakes import SOLUTIONS, ToolCallingChatModel
 
 PROBLEM = "What is 2 + 2?"
@@ -160,3 +162,38 @@ async def test_create_agent_streams_the_tool_call_and_the_answer_but_no_candidat
     assert streamed[-1].content in FOURS
     system = [c["messages"][0] for c in solver.calls[-3:]]
     assert all(m.content == "Use the tools." for m in system)
+
+
+class Answer(BaseModel):
+    """The final answer."""
+
+    value: int
+
+
+def test_structured_output_searches_then_fills_the_schema_from_the_winner() -> None:
+    fill = {"name": "Answer", "args": {"value": 4}, "id": "call-answer"}
+    solver = ToolCallingChatModel(responses=SOLUTIONS, decisions=[[fill]])
+    answer = searching(solver).with_structured_output(Answer).invoke(PROBLEM)
+    assert answer == Answer(value=4)
+    *candidates, extraction = solver.calls
+    assert len(candidates) == 3  # the search ran first
+    system, shown = extraction["messages"]
+    assert system.content == EXTRACTION_PROMPT
+    assert PROBLEM in shown.content
+    assert any(solution in shown.content for solution in FOURS)  # the winner, not a loser
+    assert extraction["tool_choice"] is not None  # the solver model's own structured output
+
+
+async def test_structured_output_with_the_raw_replies() -> None:
+    fill = {"name": "Answer", "args": {"value": 4}, "id": "call-answer"}
+    solver = ToolCallingChatModel(responses=SOLUTIONS, decisions=[[fill]])
+    out = await searching(solver).with_structured_output(Answer, include_raw=True).ainvoke(PROBLEM)
+    assert out["parsed"] == Answer(value=4) and out["parsing_error"] is None
+    assert out["raw"].tool_calls[0]["name"] == "Answer"
+    assert out["search"].response_metadata["sal"]["answer"] == "4"
+
+
+def test_structured_output_needs_a_chat_model_solver() -> None:
+    model = SearchChatModel(strategy="best_of_n", solver=ScriptedSolver(SOLUTIONS), n=2)
+    with pytest.raises(ConfigError, match="structured output"):
+        model.with_structured_output(Answer)
