@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -20,9 +20,10 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
-from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.llms.llm import LLM, ToolSelection
+from llama_index.core.prompts import BasePromptTemplate, PromptTemplate
 from llama_index.core.tools import BaseTool
-from pydantic import Field
+from pydantic import BaseModel, Field
 from sal_plugins.errors import ConfigError
 from sal_plugins.results import SearchResult
 from sal_plugins.strategies import SearchStrategy
@@ -37,7 +38,16 @@ from llama_index_sal._strategy import (
 )
 from llama_index_sal.solver import LlamaIndexSolver
 
-__all__ = ["SearchLLM"]
+__all__ = ["EXTRACTION_TEMPLATE", "SearchLLM"]
+
+Model = TypeVar("Model", bound=BaseModel)
+
+EXTRACTION_TEMPLATE = PromptTemplate(
+    "Below are a problem and a worked solution to it. Fill in the requested fields from the "
+    "solution's final answer. Do not solve the problem again and do not correct the solution."
+    "\n\nProblem:\n{problem}\n\nSolution:\n{solution}"
+)
+"""The prompt of the call that turns a search's answer into structured output."""
 
 
 class SearchLLM(FunctionCallingLLM):
@@ -137,6 +147,83 @@ class SearchLLM(FunctionCallingLLM):
             is_function_calling_model=self._tool_llm() is not None,
             model_name=f"sal-{self.search.name}",
         )
+
+    # --- structured output --------------------------------------------------------------------
+
+    def _extractor(self) -> LLM:
+        """The solver's LLM, which fills structured output in."""
+        solver = self.search.solver
+        llm = solver.llm if isinstance(solver, LlamaIndexSolver) else solver
+        if not isinstance(llm, LLM):
+            raise ConfigError(
+                "SearchLLM fills structured output in with its solver's LLM: pass a LlamaIndex "
+                f"LLM as solver (got {type(llm).__name__})"
+            )
+        return llm
+
+    def structured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """Search on the prompt, then have the solver's LLM fill ``output_cls`` in.
+
+        The prompt (formatted with ``prompt_args``) is the problem. One more call of the solver
+        LLM (its own ``structured_predict``) reads the problem and the selected solution under
+        :data:`EXTRACTION_TEMPLATE`. This also serves ``as_structured_llm`` and programs built on
+        this LLM, so structured output never skips the search.
+        """
+        llm = self._extractor()
+        result = self.search.run(_prompt_problem(prompt, prompt_args))
+        filled: Model = llm.structured_predict(
+            output_cls, EXTRACTION_TEMPLATE, llm_kwargs=llm_kwargs, **_extraction_args(result)
+        )
+        return filled
+
+    async def astructured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """Async :meth:`structured_predict`."""
+        llm = self._extractor()
+        result = await self.search.arun(_prompt_problem(prompt, prompt_args))
+        filled: Model = await llm.astructured_predict(
+            output_cls, EXTRACTION_TEMPLATE, llm_kwargs=llm_kwargs, **_extraction_args(result)
+        )
+        return filled
+
+    def stream_structured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Generator[Model, None, None]:
+        """:meth:`structured_predict` when iterated; yields the finished object once."""
+
+        def stream() -> Generator[Model, None, None]:
+            yield self.structured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
+
+        return stream()
+
+    async def astream_structured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> AsyncGenerator[Model, None]:
+        """Async :meth:`stream_structured_predict`."""
+
+        async def stream() -> AsyncGenerator[Model, None]:
+            yield await self.astructured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
+
+        return stream()
 
     # --- tools --------------------------------------------------------------------------------
 
@@ -382,6 +469,14 @@ class SearchLLM(FunctionCallingLLM):
     def _chat(self, result: SearchResult) -> ChatResponse:
         message = ChatMessage(role=MessageRole.ASSISTANT, content=output_text(result, self.output))
         return ChatResponse(message=message, raw=result, additional_kwargs=result_metadata(result))
+
+
+def _prompt_problem(prompt: BasePromptTemplate, prompt_args: dict[str, Any]) -> str:
+    return problem_from_messages(prompt.format_messages(**prompt_args))
+
+
+def _extraction_args(result: SearchResult) -> dict[str, str]:
+    return {"problem": result.problem, "solution": result.text}
 
 
 def _required(tool_required: bool) -> dict[str, bool]:

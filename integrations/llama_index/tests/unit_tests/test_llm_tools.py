@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
-from li_fakes import PROBLEM, RIGHT, ToolCallingLLM, solution_llm
+from li_fakes import PROBLEM, RIGHT, ScriptedLLM, ToolCallingLLM, solution_llm
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
+from pydantic import BaseModel
 from sal_plugins.errors import ConfigError
 
 from llama_index_sal import SearchLLM
@@ -87,3 +92,53 @@ async def test_function_agent_calls_the_tool_then_answers_with_the_search(stream
     assert "\\boxed{4}" in str(output.response.content)
     searched = solver.calls[-1][0][-1].content
     assert "Tool: 4" in searched
+
+
+class Answer(BaseModel):
+    """The final answer."""
+
+    value: int
+
+
+FILL = ToolSelection(tool_id="call-answer", tool_name="Answer", tool_kwargs={"value": 4})
+ASK = PromptTemplate("Solve: {question}")
+
+
+def test_structured_predict_searches_then_fills_the_schema_from_the_winner() -> None:
+    solver = ToolCallingLLM(decisions=[[FILL]], solutions=[RIGHT])
+    answer = searching(solver).structured_predict(Answer, ASK, question=PROBLEM)
+    assert answer == Answer(value=4)
+    *candidates, extraction = solver.calls
+    assert len(candidates) == 2  # the search ran first, on the formatted prompt
+    assert candidates[0][0][-1].content.endswith(f"Solve: {PROBLEM}")
+    shown = extraction[0][-1].content
+    assert "Fill in the requested fields" in shown and RIGHT in shown
+    assert "tools" in extraction[1]  # the solver LLM's own function calling
+
+
+async def test_async_and_streamed_structured_predict() -> None:
+    solver = ToolCallingLLM(decisions=[[FILL], [FILL]], solutions=[RIGHT])
+    llm = searching(solver)
+    assert await llm.astructured_predict(Answer, ASK, question=PROBLEM) == Answer(value=4)
+    streamed = [
+        a async for a in await llm.astream_structured_predict(Answer, ASK, question=PROBLEM)
+    ]
+    assert streamed == [Answer(value=4)]
+
+
+def test_as_structured_llm_goes_through_the_search() -> None:
+    solver = ToolCallingLLM(decisions=[[FILL]], solutions=[RIGHT])
+    structured = searching(solver).as_structured_llm(Answer)
+    response = structured.chat([ChatMessage(role=MessageRole.USER, content=PROBLEM)])
+    assert response.raw == Answer(value=4)
+    assert len(solver.calls) == 2 + 1
+
+
+def test_a_text_only_solver_fills_the_schema_in_as_json() -> None:
+    def reply(messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> str:
+        asked = messages[-1].content or ""
+        return '{"value": 4}' if "Fill in the requested fields" in asked else RIGHT
+
+    solver = ScriptedLLM(reply=reply)
+    assert searching(solver).structured_predict(Answer, ASK, question=PROBLEM) == Answer(value=4)
+    assert len(solver.calls) + len(solver.completions) == 2 + 1
