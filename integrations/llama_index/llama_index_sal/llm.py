@@ -100,6 +100,9 @@ class SearchLLM(FunctionCallingLLM):
     conversation so far (tool results included). The search is spent on answers, not on
     choosing tools; the decision's tokens are not in the search's usage.
 
+    Structured output (``structured_predict``, ``as_structured_llm``) searches first, then one
+    more call of the solver LLM fills the schema in from the winning solution.
+
     Args:
         strategy: ``"best_of_n"``, ``"beam_search"``, ``"dvts"``, ``"self_revision"`` (hyphens
             accepted), or a configured sal strategy.
