@@ -404,6 +404,11 @@ def test_a_chat_model_verifier_judges_and_its_calls_nest_too() -> None:
     assert (len(judged), len(written)) == (2, 2)
     assert {run.parent_run_id for run in judged + written} == {root.id}
     assert "Score: N/10" in judge.calls[0]["messages"][-1].content
+    # The judge's tokens (10 prompt + 5 completion a call) count as the search's verifier work.
+    assert (result.usage.verifier_prompt_tokens, result.usage.verifier_completion_tokens) == (
+        20,
+        10,
+    )
 
 
 def test_sync_invoke_calls_the_chat_model_through_its_sync_api() -> None:
