@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from llama_index.core.base.llms.base import BaseLLM
@@ -13,10 +14,12 @@ from sal_plugins.strategies import SearchStrategy, strategy_class
 
 __all__ = [
     "Output",
+    "RawSearchResult",
     "build_strategy",
     "check_output",
     "output_text",
     "problem_from_messages",
+    "raw_response",
     "result_metadata",
 ]
 
@@ -89,6 +92,36 @@ def output_text(result: SearchResult, output: Output) -> str:
     if output == "answer":
         return result.answer if result.answer is not None else result.text
     return result.text
+
+
+@dataclass
+class RawSearchResult(SearchResult):
+    """A :class:`~sal_plugins.results.SearchResult` that also reads as a raw response mapping.
+
+    LlamaIndex's token counting (``TokenCountingHandler``) turns a response's ``raw`` into a dict
+    and reads its ``"usage"``; this result answers with every token the search spent (the
+    solver's and the verifier's), so token and cost callbacks count the search. In every other
+    respect it is the search's result.
+    """
+
+    def keys(self) -> list[str]:
+        """The one key of the mapping view."""
+        return ["usage"]
+
+    def __getitem__(self, key: str) -> dict[str, int]:
+        if key != "usage":
+            raise KeyError(key)
+        usage = self.usage
+        return {
+            "prompt_tokens": usage.prompt_tokens + usage.verifier_prompt_tokens,
+            "completion_tokens": usage.completion_tokens + usage.verifier_completion_tokens,
+            "total_tokens": usage.total_tokens,
+        }
+
+
+def raw_response(result: SearchResult) -> RawSearchResult:
+    """``result`` as a response's ``raw`` (see :class:`RawSearchResult`)."""
+    return RawSearchResult(**{f.name: getattr(result, f.name) for f in fields(result)})
 
 
 def result_metadata(result: SearchResult) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from llama_index_sal._strategy import (
     check_output,
     output_text,
     problem_from_messages,
+    raw_response,
     result_metadata,
 )
 from llama_index_sal.solver import LlamaIndexSolver
@@ -465,13 +466,15 @@ class SearchLLM(FunctionCallingLLM):
     def _completion(self, result: SearchResult) -> CompletionResponse:
         return CompletionResponse(
             text=output_text(result, self.output),
-            raw=result,
+            raw=raw_response(result),
             additional_kwargs=result_metadata(result),
         )
 
     def _chat(self, result: SearchResult) -> ChatResponse:
         message = ChatMessage(role=MessageRole.ASSISTANT, content=output_text(result, self.output))
-        return ChatResponse(message=message, raw=result, additional_kwargs=result_metadata(result))
+        return ChatResponse(
+            message=message, raw=raw_response(result), additional_kwargs=result_metadata(result)
+        )
 
 
 def _prompt_problem(prompt: BasePromptTemplate, prompt_args: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ import pytest
 from li_fakes import PROBLEM, RIGHT, SOLUTIONS, prefers_four, solution_llm
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import LLM
 from sal_plugins.errors import ConfigError
@@ -134,3 +135,23 @@ def test_a_query_engine_answers_through_the_search() -> None:
     assert str(response) == RIGHT
     problem = solver.requests[0].problem
     assert "Two plus two makes four" in problem and PROBLEM in problem
+
+
+def test_llama_index_token_counting_sees_every_token_the_search_spent() -> None:
+    counter = TokenCountingHandler(tokenizer=lambda text: text.split())
+    solver = ScriptedSolver(SOLUTIONS)
+    llm = SearchLLM(
+        "best_of_n",
+        solver=solver,
+        verifier=prefers_four(),
+        n=2,
+        callback_manager=CallbackManager([counter]),
+    )
+    response = llm.chat([ChatMessage(role=MessageRole.USER, content=PROBLEM)])
+    assert isinstance(response.raw, SearchResult) and response.raw.answer == "4"
+    (event,) = counter.llm_token_counts
+    assert (event.prompt_token_count, event.completion_token_count) == (
+        solver.prompt_tokens,
+        solver.completion_tokens,
+    )
+    assert event.prompt_token_count > 0
