@@ -10,7 +10,6 @@ concurrency, retries, budgets, events and the tree.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Generator, Sequence
@@ -221,19 +220,8 @@ class SearchStrategy(BaseModel):
         raise AssertionError("a search always ends with SearchFinished")  # pragma: no cover
 
     def run(self, problem: str) -> SearchResult:
-        """Run the search synchronously (works inside a running event loop too).
-
-        The search runs on an event loop of its own; HTTP clients the solver opened on it are
-        closed (``solver.aclose()``, when it has one) before that loop ends.
-        """
-
-        async def search_then_release() -> SearchResult:
-            try:
-                return await self.arun(problem)
-            finally:
-                await _release_loop_resources(self.solver)
-
-        return run_sync(search_then_release)
+        """Run the search synchronously (works inside a running event loop too)."""
+        return run_sync(lambda: self.arun(problem))
 
     def with_solver(self, solver: Solver) -> SearchStrategy:
         """A copy of this strategy with another solver (used by the framework integrations)."""
@@ -248,13 +236,6 @@ def _as_verifier(value: Verifier | ScoreFunction | None) -> Verifier | None:
     if value is None or isinstance(value, Verifier):
         return value
     return FunctionVerifier(value)
-
-
-async def _release_loop_resources(solver: object) -> None:
-    aclose = getattr(solver, "aclose", None)
-    if callable(aclose):
-        with contextlib.suppress(Exception):  # closing must not hide the search's own outcome
-            await aclose()
 
 
 def _check_problem(problem: Any) -> str:
