@@ -30,7 +30,7 @@ from sal_plugins.events import (
     SearchFinished,
     SearchStarted,
 )
-from sal_plugins.results import Completion, Failure, SearchResult, StopReason, Usage
+from sal_plugins.results import Completion, Failure, SearchResult, StopReason, Usage, Verification
 from sal_plugins.strategies import DVTS, BeamSearch, BestOfN, SearchStrategy, SelfRevision
 from sal_plugins.tree import Node, SearchTree
 
@@ -62,6 +62,7 @@ __all__ = [
     "SolverError",
     "StopReason",
     "Usage",
+    "Verification",
     "VerifierError",
     "__version__",
     "answers_equivalent",

@@ -21,13 +21,13 @@ from sal_plugins._cli_setup import (
     canonical_strategy,
     strategy_names,
 )
-from sal_plugins._sync import run_sync
 from sal_plugins.errors import ConfigError
 from sal_plugins.eval.datasets import load_problems
 from sal_plugins.eval.plot import plot_accuracy_vs_budget
 from sal_plugins.eval.report import HEADERS, format_table, summarize, table_rows
 from sal_plugins.eval.runner import Arm, Record, RunFolder, run_arms
 from sal_plugins.strategies.base import SearchStrategy
+from sal_plugins.sync import run_sync
 
 __all__ = ["add_eval_parser", "eval_command", "parse_arms"]
 

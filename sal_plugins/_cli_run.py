@@ -21,11 +21,11 @@ from sal_plugins._cli_setup import (
     check_strategy_flags,
     strategy_names,
 )
-from sal_plugins._sync import run_sync
 from sal_plugins.errors import ConfigError, SearchError
 from sal_plugins.events import SearchFinished
 from sal_plugins.results import SearchResult, Usage
 from sal_plugins.strategies.base import SearchStrategy
+from sal_plugins.sync import run_sync
 
 __all__ = ["add_run_parser", "run_command", "summary_lines"]
 

@@ -16,17 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
-
 from sal_plugins.answers import extract_answer
-from sal_plugins.errors import ProviderError, SearchError, SolverError
+from sal_plugins.errors import SearchError, SolverError
 from sal_plugins.events import (
     CandidatesGenerated,
     CandidatesScored,
@@ -36,8 +27,17 @@ from sal_plugins.events import (
     SearchFinished,
     SearchStarted,
 )
-from sal_plugins.results import Completion, Failure, SearchResult, StopReason, Usage
-from sal_plugins.solvers.base import GenerationRequest, SolverResponse
+from sal_plugins.faults import RetryPolicy, is_transient
+from sal_plugins.results import (
+    Completion,
+    Failure,
+    SearchResult,
+    StopReason,
+    Usage,
+    Verification,
+)
+from sal_plugins.solvers.base import GenerationRequest, SolverResponse, capabilities_of
+from sal_plugins.solvers.fanout import metered_requests
 from sal_plugins.strategies.base import Expand, Outcome, Request, Score
 from sal_plugins.tree import Node, SearchTree
 from sal_plugins.verifiers.base import (
@@ -46,6 +46,7 @@ from sal_plugins.verifiers.base import (
     VerifierUsage,
     check_scores,
     metered,
+    wants_logprobs,
 )
 
 if TYPE_CHECKING:
@@ -55,8 +56,6 @@ __all__ = ["SearchDriver", "split_steps"]
 
 T = TypeVar("T")
 
-# Exponential back-off with jitter for faults that carry no Retry-After.
-_BACKOFF = wait_exponential(multiplier=0.5, max=20) + wait_random(0, 0.5)
 Stage = Literal["generate", "score"]
 
 
@@ -67,10 +66,6 @@ def split_steps(text: str, delimiter: str) -> tuple[str, ...]:
 
 def _extends(node: Node, parent: Node) -> bool:
     return node.steps[: len(parent.steps)] == parent.steps
-
-
-def _is_transient(error: BaseException) -> bool:
-    return isinstance(error, ProviderError) and error.transient
 
 
 def _describe(error: BaseException) -> str:
@@ -85,6 +80,13 @@ class _Skipped:
 @dataclass
 class _Failed:
     error: BaseException
+
+
+@dataclass
+class _Reservation:
+    """Calls of the budget one request has claimed and not yet spent."""
+
+    held: int
 
 
 @dataclass
@@ -109,15 +111,17 @@ class SearchDriver:
     _start: float = field(init=False, default=0.0)
     _calls_in_flight: int = field(init=False, default=0)
     _cut_short: StopReason | None = field(init=False, default=None)
-    _seen_fan_out: bool | None = field(init=False, default=None)  # None: no evidence yet
     _served: tuple[int, int] = field(init=False, default=(0, 0))  # (requests, generations)
 
     def __post_init__(self) -> None:
         self.tree = SearchTree(self.problem)
         self._rng = random.Random(self.strategy.seed)
+        self._jitter = random.Random(self.strategy.seed)  # back-off only: never moves a seed
         self._semaphore = asyncio.Semaphore(self.strategy.max_concurrency)
-        pricing = getattr(self.strategy.solver, "pricing", None)
-        if pricing is not None:
+        self._capabilities = capabilities_of(self.strategy.solver)
+        self._policy = RetryPolicy(max_retries=self.strategy.max_retries)
+        self._logprobs = wants_logprobs(self.strategy.scorer)
+        if self._capabilities.pricing is not None:
             self.usage.cost = 0.0
 
     # --- the loop -----------------------------------------------------------------------------
@@ -222,27 +226,20 @@ class SearchDriver:
         self._calls_in_flight += calls
         return calls
 
-    def _reserve_call(self) -> bool:
-        return self._reserve(1) == 1
+    def _spend(self, reservation: _Reservation, calls: int) -> None:
+        """``calls`` of a request's claim were spent (and are now counted in usage)."""
+        spent = min(reservation.held, calls)
+        reservation.held -= spent
+        self._calls_in_flight -= spent
+
+    def _release(self, reservation: _Reservation) -> None:
+        self._calls_in_flight -= reservation.held
+        reservation.held = 0
 
     def _fans_out(self) -> bool | None:
-        """Whether the solver makes one call per continuation: declared, or seen in a response.
-
-        ``None`` until known (the solver declares nothing and no multi-sample response came
-        back yet).
-        """
-        declared = getattr(self.strategy.solver, "honours_n", None)
-        if self._seen_fan_out or declared is False:
-            return True
-        if self._seen_fan_out is False or declared is True:
-            return False
-        return None
-
-    def _may_retry(self) -> bool:
-        """A retry repeats calls: allowed while the budget could still pay for all in flight."""
-        budget = self.strategy.budget
-        left = budget.calls_left(self.usage) if budget is not None else None
-        return left is None or left >= self._calls_in_flight
+        """Whether the solver makes one call per continuation (``None``: not known yet)."""
+        honours = self._capabilities.honours_n
+        return None if honours is None else not honours
 
     async def _run_request(self, request: Request, seed: int | None) -> object:
         # A request that fans out costs a call per continuation. Until the solver's behaviour is
@@ -254,63 +251,58 @@ class SearchDriver:
         granted = self._reserve(want, partial=may_fan_out)
         if not granted:
             return _Skipped()
-        if isinstance(request, Expand) and granted < want:
-            # Ask for what the budget allows.
-            request = replace(request, n=granted)
-            self._cut_short = self._cut_short or "budget"
+        reservation = _Reservation(granted)
         try:
             if isinstance(request, Expand):
-                return await self._generate(request, seed)
-            return await self._score(request)
+                return await self._generate(request, seed, reservation)
+            return await self._score(request, reservation)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # one failed request must not sink the search
             return _Failed(error)
         finally:
-            self._calls_in_flight -= granted
+            self._release(reservation)
 
-    async def _with_retries(self, stage: Stage, call: Callable[[], Awaitable[T]]) -> T:
-        def wait(state: RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            asked = getattr(error, "retry_after", None)
-            if asked is not None:
-                return float(asked)
-            return float(_BACKOFF(state))
+    async def _with_retries(
+        self, stage: Stage, reservation: _Reservation, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        def may_retry(error: BaseException) -> bool:
+            # A retry needs a call of the budget: what is left of this request's claim, or one
+            # more from what nobody has claimed.
+            if reservation.held > 0:
+                return True
+            reservation.held += self._reserve(1)
+            return reservation.held > 0
 
-        def before_sleep(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
+        def on_retry(error: BaseException, retry: int, wait_s: float) -> None:
             self.usage.retries += 1
-            wait_s = state.next_action.sleep if state.next_action else 0.0
             self._events.append(
                 RequestRetried(
                     elapsed_s=self._elapsed(),
                     stage=stage,
-                    attempt=state.attempt_number,
-                    error=_describe(error) if error else "",
+                    attempt=retry,
+                    error=_describe(error),
                     wait_s=wait_s,
                 )
             )
 
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda error: _is_transient(error) and self._may_retry()),
-            stop=stop_after_attempt(self.strategy.max_retries + 1),
-            wait=wait,
-            sleep=self.sleep,
-            before_sleep=before_sleep,
-            reraise=True,
+        async def attempt() -> T:
+            async with self._semaphore:
+                return await call()
+
+        return await self._policy.call(
+            attempt, may_retry=may_retry, on_retry=on_retry, sleep=self.sleep, rng=self._jitter
         )
-        async for attempt in retrying:
-            with attempt:
-                async with self._semaphore:
-                    return await call()
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # --- generation ---------------------------------------------------------------------------
 
-    async def _generate(self, request: Expand, seed: int | None) -> SolverResponse:
+    async def _generate(
+        self, request: Expand, seed: int | None, reservation: _Reservation
+    ) -> SolverResponse:
         strategy = self.strategy
         parent = self.tree[request.parent]
-        generation_request = GenerationRequest(
+        capabilities = self._capabilities
+        base_request = GenerationRequest(
             problem=request.problem if request.problem is not None else self.problem,
             prefix_steps=() if request.problem is not None else parent.steps,
             n=request.n,
@@ -322,37 +314,57 @@ class SearchDriver:
             seed=seed,
             system_prompt=strategy.system_prompt,
             step_delimiter=strategy.step_delimiter,
-            logprobs=bool(getattr(strategy.verifier, "needs_logprobs", False)),
+            logprobs=self._logprobs,
         )
 
+        def this_attempt() -> GenerationRequest:
+            """The request as the claim allows: at most ``held`` calls."""
+            if request.n == 1 or self._fans_out() is False:
+                return base_request
+            if reservation.held < request.n:  # a failed attempt spent some: claim them again
+                reservation.held += self._reserve(request.n - reservation.held, partial=True)
+            if reservation.held >= request.n:
+                return base_request
+            self._cut_short = self._cut_short or "budget"
+            if capabilities.respects_max_requests:
+                return replace(base_request, max_requests=reservation.held)
+            return replace(base_request, n=reservation.held)  # ask only for what it can pay
+
         async def call() -> SolverResponse:
-            try:
-                response = await strategy.solver.generate(generation_request)
-            except BaseException:  # failed or cancelled at the deadline: it reached the server
-                self.usage.generation_calls += 1
-                raise
-            self._count_generation(response)
-            if len(response.generations) != request.n:
+            attempt = this_attempt()
+            with metered_requests() as sent:
+                try:
+                    response = await strategy.solver.generate(attempt)
+                except BaseException:  # failed or cancelled at the deadline: it reached the server
+                    self._charge_generation(reservation, max(1, sent.requests))
+                    raise
+            self._charge_generation(reservation, response.requests)
+            self._count_generation(attempt, response)
+            returned = len(response.generations)
+            short_by_budget = attempt.max_requests is not None and 0 < returned < attempt.n
+            if returned != attempt.n and not short_by_budget:
                 raise SolverError(
-                    f"{type(strategy.solver).__name__} returned {len(response.generations)} "
-                    f"generations for n={request.n}"
+                    f"{type(strategy.solver).__name__} returned {returned} "
+                    f"generations for n={attempt.n}"
                 )
             return response
 
-        return await self._with_retries("generate", call)
+        return await self._with_retries("generate", reservation, call)
 
-    def _count_generation(self, response: SolverResponse) -> None:
+    def _charge_generation(self, reservation: _Reservation, requests: int) -> None:
+        self.usage.generation_calls += requests
+        self._spend(reservation, requests)
+
+    def _count_generation(self, request: GenerationRequest, response: SolverResponse) -> None:
         usage = self.usage
-        usage.generation_calls += response.requests
-        if response.requests > 1:
-            self._seen_fan_out = True
-        elif self._seen_fan_out is None and len(response.generations) > 1:
-            self._seen_fan_out = False  # one request served several continuations
+        self._capabilities.observe(
+            asked=request.n, returned=len(response.generations), requests=response.requests
+        )
         requests, generations = self._served
         self._served = (requests + response.requests, generations + len(response.generations))
         usage.prompt_tokens += response.prompt_tokens
         usage.completion_tokens += response.completion_tokens
-        pricing = getattr(self.strategy.solver, "pricing", None)
+        pricing = self._capabilities.pricing
         if pricing is not None and usage.cost is not None:
             usage.cost += pricing.cost(response.prompt_tokens, response.completion_tokens)
 
@@ -410,7 +422,7 @@ class SearchDriver:
 
     def _trajectory(self, node: Node) -> Trajectory:
         logprobs = None
-        if getattr(self.strategy.verifier, "needs_logprobs", False):
+        if self._logprobs:
             path = self.tree.path(node.id)
             # A node whose steps do not extend its parent's starts a fresh trajectory (a revision).
             start = next(
@@ -419,7 +431,7 @@ class SearchDriver:
             logprobs = tuple(n.token_logprobs for n in path[start:])
         return Trajectory(steps=node.steps, finished=node.finished, token_logprobs=logprobs)
 
-    async def _score_batch(self, nodes: list[Node]) -> list[Judgement]:
+    async def _score_batch(self, nodes: list[Node], reservation: _Reservation) -> list[Judgement]:
         verifier = self.strategy.scorer
         if verifier is None:
             raise SearchError(f"{self.strategy.name} asked for scores but has no verifier")
@@ -431,35 +443,41 @@ class SearchDriver:
                     rows = await verifier.score(self.problem, trajectories)
                 finally:  # a failed call may have spent tokens too
                     self._count_verifier(spent)
+                    self._spend(reservation, 1)
             return check_scores(verifier, trajectories, rows)
 
-        return await self._with_retries("score", call)
+        return await self._with_retries("score", reservation, call)
 
-    async def _score(self, request: Score) -> dict[int, Judgement | BaseException]:
+    async def _score(
+        self, request: Score, reservation: _Reservation
+    ) -> dict[int, Judgement | BaseException]:
         nodes = [self.tree[i] for i in request.nodes if self.tree[i].steps]
         if not nodes:
             return {}
         try:
-            judgements = await self._score_batch(nodes)
+            judgements = await self._score_batch(nodes, reservation)
             return {n.id: j for n, j in zip(nodes, judgements, strict=True)}
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            if len(nodes) == 1:
-                return {nodes[0].id: error}
+            # A server that stayed down through the retries is down for every trajectory alike:
+            # re-scoring them one by one would only multiply the calls.
+            if len(nodes) == 1 or is_transient(error):
+                return {n.id: error for n in nodes}
 
         # One bad trajectory must not cost the others their scores: score them one by one.
         async def single(node: Node) -> Judgement | BaseException:
-            if not self._reserve_call():
+            claim = _Reservation(self._reserve(1))
+            if not claim.held:
                 return SearchError("the call budget ran out before this trajectory was scored")
             try:
-                return (await self._score_batch([node]))[0]
+                return (await self._score_batch([node], claim))[0]
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 return error
             finally:
-                self._calls_in_flight -= 1
+                self._release(claim)
 
         singles = await asyncio.gather(*(single(n) for n in nodes))
         return {n.id: outcome for n, outcome in zip(nodes, singles, strict=True)}
@@ -520,6 +538,14 @@ class SearchDriver:
             critique=node.critique,
         )
 
+    def _verification(self, completions: list[Completion]) -> Verification:
+        if self.strategy.scorer is None:
+            return "none"
+        scored = sum(c.score is not None for c in completions)
+        if completions and scored == len(completions):
+            return "verified"
+        return "partial" if scored else "unverified"
+
     def _result(self, outcome: Outcome) -> SearchResult:
         self.usage.wall_time_s = self._elapsed()
         self.usage.calls_saved += outcome.calls_saved + self._calls_for(outcome.samples_saved)
@@ -534,6 +560,7 @@ class SearchDriver:
             usage=self.usage,
             tree=self.tree,
             failures=self.failures,
+            verification=self._verification(completions),
         )
         if not completions:
             causes = "; ".join(f.error for f in self.failures[-3:]) or outcome.stop_reason

@@ -8,6 +8,7 @@ tighter cap of each kind wins.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -42,10 +43,21 @@ class Budget:
     deadline_s: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_calls", "max_tokens", "max_cost", "deadline_s"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int | float) or value <= 0):
-                raise ConfigError(f"Budget({name}={value!r}): must be a positive number or None")
+        for name in ("max_calls", "max_tokens"):
+            value = self.__dict__[name]
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if value is not None and not (whole and value > 0):
+                raise ConfigError(
+                    f"Budget({name}={value!r}): must be a positive whole number, or None for no cap"
+                )
+        for name in ("max_cost", "deadline_s"):
+            value = self.__dict__[name]
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if value is not None and not (number and math.isfinite(value) and value > 0):
+                raise ConfigError(
+                    f"Budget({name}={value!r}): must be a positive finite number, or None for "
+                    "no cap"
+                )
 
     def __and__(self, other: Budget) -> Budget:
         return Budget(

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from sal_plugins.tree import SearchTree
 
-__all__ = ["Completion", "Failure", "SearchResult", "StopReason", "Usage"]
+__all__ = ["Completion", "Failure", "SearchResult", "StopReason", "Usage", "Verification"]
 
 StopReason = Literal["finished", "budget", "deadline", "max_steps", "early_stop", "error"]
 """Why a search ended.
@@ -18,6 +18,17 @@ StopReason = Literal["finished", "budget", "deadline", "max_steps", "early_stop"
 * ``"max_steps"``: the step limit ended the search before every candidate finished;
 * ``"early_stop"``: the strategy stopped because more work could not change the answer;
 * ``"error"``: failures left nothing better to do (the result still holds what was found).
+"""
+
+
+Verification = Literal["verified", "partial", "unverified", "none"]
+"""Whether the ranking of the final candidates rests on the verifier's scores.
+
+* ``"verified"``: every final candidate was scored;
+* ``"partial"``: some were not (their scoring failed); they rank below the scored ones;
+* ``"unverified"``: the verifier scored none of them (it failed on every call): the order is
+  the solver's, not the verifier's, and the pick is no better than a guess;
+* ``"none"``: the strategy ran without a verifier (self-consistency), by design.
 """
 
 
@@ -127,6 +138,8 @@ class SearchResult:
         usage: what it consumed.
         tree: every node expanded.
         failures: requests that failed for good (the search went on without them).
+        verification: whether the ranking rests on the verifier's scores (see
+            :data:`Verification`).
     """
 
     problem: str
@@ -136,6 +149,7 @@ class SearchResult:
     usage: Usage
     tree: SearchTree
     failures: list[Failure] = field(default_factory=list)
+    verification: Verification = "verified"
 
     @property
     def best(self) -> Completion | None:
@@ -161,6 +175,7 @@ class SearchResult:
             "score": best.score if best else None,
             "finished": best.finished if best else False,
             "stop_reason": self.stop_reason,
+            "verification": self.verification,
             "candidates": len(self.completions),
             "nodes": len(self.tree) - 1,
             "failures": len(self.failures),

@@ -23,6 +23,7 @@ from sal_plugins._driver import SearchDriver, split_steps
 from sal_plugins.errors import SolverError, TransientError
 from sal_plugins.events import RequestRetried
 from sal_plugins.solvers import Generation, GenerationRequest, ScriptedSolver, SolverResponse
+from sal_plugins.solvers.base import SolverCapabilities
 from sal_plugins.solvers.scripted import fail_calls
 from sal_plugins.strategies.base import Expand, Outcome, Plan, SearchStrategy
 from sal_plugins.tree import SearchTree
@@ -176,8 +177,8 @@ async def test_a_plan_that_ends_exactly_at_the_budget_finished() -> None:
 async def test_a_solver_that_fans_out_is_charged_a_call_per_continuation(declared: bool) -> None:
     for cap in range(1, 16):
         solver = ScriptedSolver([STEPS], honours_n=False)
-        if not declared:  # no attribute to read: the driver learns it from the first response
-            object.__setattr__(solver, "honours_n", None)
+        if not declared:  # nothing declared: the driver learns it from the first response
+            solver.capabilities = SolverCapabilities()
         search = BeamSearch(
             solver=solver,
             verifier=verifier(),

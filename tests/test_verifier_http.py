@@ -24,7 +24,7 @@ from _fault_proxy import (
 
 from sal_plugins.errors import ConfigError, TransientError, VerifierError
 from sal_plugins.verifiers import PoolingPRM, Trajectory
-from sal_plugins.verifiers._http import parse_retry_after
+from sal_plugins.faults import parse_retry_after
 
 
 def prm_answering(handler: object, **kwargs: object) -> PoolingPRM:
@@ -50,10 +50,11 @@ async def test_429_is_transient_with_retry_after_seconds() -> None:
 
 
 def test_retry_after_http_date() -> None:
-    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
-    assert parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now=now) == 30.0
-    assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now=now) == 0.0
-    assert parse_retry_after("soon", now=now) is None
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
+    date = "Thu, 01 Jan 2026 12:00:30 GMT"
+    assert parse_retry_after({"Retry-After": date}, now=now) == 30.0
+    assert parse_retry_after({"Retry-After": "Thu, 01 Jan 2026 11:00:00 GMT"}, now=now) == 0.0
+    assert parse_retry_after({"Retry-After": "soon"}, now=now) is None
     assert parse_retry_after(None) is None
 
 

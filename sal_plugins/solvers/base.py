@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "ContinuationMode",
@@ -17,8 +17,10 @@ __all__ = [
     "GenerationRequest",
     "Pricing",
     "Solver",
+    "SolverCapabilities",
     "SolverResponse",
     "StopKind",
+    "capabilities_of",
 ]
 
 StopKind = Literal["delimiter", "end", "length", "unknown"]
@@ -60,6 +62,10 @@ class GenerationRequest:
         step_delimiter: text placed between steps when the prefix is rendered.
         logprobs: ask for the log-probability of every generated token.
         top_logprobs: also ask for the ``k`` most likely alternatives at each position.
+        max_requests: the most model requests this request may take (the search's call
+            budget); ``None`` for no limit. A solver that declares
+            ``SolverCapabilities.respects_max_requests`` and has to fan ``n`` out returns fewer
+            than ``n`` generations rather than exceed it.
     """
 
     problem: str
@@ -73,6 +79,7 @@ class GenerationRequest:
     step_delimiter: str = "\n\n"
     logprobs: bool = False
     top_logprobs: int | None = None
+    max_requests: int | None = None
 
     @property
     def prefix_text(self) -> str:
@@ -129,6 +136,73 @@ class Pricing:
             prompt_tokens * self.prompt_per_million
             + completion_tokens * self.completion_per_million
         ) / 1_000_000
+
+
+@dataclass
+class SolverCapabilities:
+    """What a solver declares about itself, and what is learned about its server while it runs.
+
+    An adapter creates one and exposes it as ``capabilities``; the search reads it through
+    :func:`capabilities_of` and nothing else. A value left ``None`` is not known yet and is
+    learned from responses with :meth:`observe`, the one place where that happens.
+
+    Attributes:
+        honours_n: whether one request returns all ``n`` choices (vLLM, OpenAI) or the server
+            returns fewer and the rest must be fanned out (llama.cpp's server returns one).
+        max_choices: the most choices one request returned when it returned fewer than asked.
+        respects_max_requests: the solver keeps to ``GenerationRequest.max_requests`` (the core
+            fan-out helper does), so the search can ask for all ``n`` under a tight call budget.
+        continuation: how it continues a partial solution (``None``: decided per request, as
+            ``OpenAISolver(continuation="auto")`` does after asking the server).
+        keeps_stop_string: whether the server leaves a matched stop string in the text (it is
+            cut either way); ``None``: not known.
+        logprobs: whether it can return token log-probabilities.
+        pricing: token prices, for ``usage.cost`` and cost budgets.
+    """
+
+    honours_n: bool | None = None
+    max_choices: int | None = None
+    respects_max_requests: bool = False
+    continuation: ContinuationMode | None = None
+    keeps_stop_string: bool | None = None
+    logprobs: bool = False
+    pricing: Pricing | None = None
+
+    def observe(self, *, asked: int, returned: int, requests: int) -> None:
+        """Learn how the server treats ``n`` from one response.
+
+        Args:
+            asked: the ``n`` of the request.
+            returned: how many choices came back.
+            requests: how many requests the solver made for them.
+        """
+        if asked <= 1:
+            return
+        if requests == 1 and returned >= asked:
+            if self.honours_n is None:
+                self.honours_n = True
+        elif requests == 1 and returned < asked:
+            self.honours_n = False
+            self.max_choices = max(1, returned)
+        elif requests > 1 and self.honours_n is None:
+            self.honours_n = False
+
+    @property
+    def choices_per_request(self) -> int | None:
+        """How many choices to ask of one request when fanning out (``None``: all at once)."""
+        if self.honours_n is False:
+            return self.max_choices or 1
+        return None
+
+
+def capabilities_of(solver: Any) -> SolverCapabilities:
+    """The capabilities a solver declares; a fresh, all-unknown set if it declares none.
+
+    A solver without ``capabilities`` still works: what the search needs to know about it is
+    learned from its responses, for that search.
+    """
+    declared = getattr(solver, "capabilities", None)
+    return declared if isinstance(declared, SolverCapabilities) else SolverCapabilities()
 
 
 @runtime_checkable

@@ -17,7 +17,13 @@ from sal_plugins.solvers._llama_loop import (
     continue_tokens,
     render_template,
 )
-from sal_plugins.solvers.base import Generation, GenerationRequest, SolverResponse, seeds_for
+from sal_plugins.solvers.base import (
+    Generation,
+    GenerationRequest,
+    SolverCapabilities,
+    SolverResponse,
+    seeds_for,
+)
 from sal_plugins.solvers.prompts import (
     ChatMessage,
     PromptTemplate,
@@ -119,6 +125,10 @@ class LlamaCppSolver:
         self.sampling = sampling or Sampling()
         self.verbose = verbose
         self.pricing = None
+        # One model in this process: every continuation is its own generation, n or not.
+        self.capabilities = SolverCapabilities(
+            honours_n=False, continuation="completion", keeps_stop_string=False, logprobs=True
+        )
         self._template = chat_template
         self._llm: Any = None
         self._cache = PromptCache()

@@ -10,15 +10,18 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
+from sal_plugins._redact import redact_url
 from sal_plugins.errors import ConfigError, MissingDependencyError, SolverError, TransientError
-from sal_plugins.solvers._openai_wire import generation_from_choice, translate_error
+from sal_plugins.faults import translate_openai_error
+from sal_plugins.openai_wire import VLLM_CONTINUE, generations_of, served_by_vllm, usage_of
 from sal_plugins.solvers.base import (
     ContinuationMode,
-    Generation,
     GenerationRequest,
     Pricing,
+    SolverCapabilities,
     SolverResponse,
 )
+from sal_plugins.solvers.fanout import fan_out
 from sal_plugins.solvers.prompts import (
     INSTRUCTED_CONTINUATION,
     PromptTemplate,
@@ -30,27 +33,16 @@ from sal_plugins.solvers.prompts import (
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-__all__ = ["OpenAISolver"]
+__all__ = ["OpenAISolver", "served_by_vllm_client"]
 
 Continuation = ContinuationMode | Literal["auto"]
 Transport = Literal["httpx", "aiohttp"]
-
-_VLLM_CONTINUE = {"continue_final_message": True, "add_generation_prompt": False}
 
 
 @dataclass(frozen=True)
 class _LoopClient:
     client: AsyncOpenAI
     closer: AsyncGenerator[None, None]
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """The choices of one HTTP request."""
-
-    generations: list[Generation]
-    prompt_tokens: int
-    completion_tokens: int
 
 
 class OpenAISolver:
@@ -173,7 +165,15 @@ class OpenAISolver:
         self.extra_body = dict(extra_body or {})
         self.pricing = pricing
         self.max_fanout_concurrency = max_fanout_concurrency
-        self._choices_per_request: int | None = 1 if honours_n is False else None
+        self.capabilities = SolverCapabilities(
+            honours_n=honours_n,
+            max_choices=1 if honours_n is False else None,
+            respects_max_requests=True,
+            continuation=None if continuation == "auto" else continuation,
+            keeps_stop_string=None,
+            logprobs=True,
+            pricing=pricing,
+        )
         self._injected = client.with_options(max_retries=0) if client is not None else None
         self._probe_task: asyncio.Task[None] | None = None
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
@@ -181,8 +181,11 @@ class OpenAISolver:
         )
 
     def __repr__(self) -> str:
-        where = self.base_url or "injected client"
-        return f"OpenAISolver(model={self.model!r}, base_url={where!r}, continuation={self.continuation!r})"
+        where = redact_url(self.base_url) if self.base_url else "injected client"
+        return (
+            f"OpenAISolver(model={self.model!r}, base_url={where!r}, "
+            f"continuation={self.continuation!r})"
+        )
 
     @property
     def continuation(self) -> Continuation:
@@ -191,8 +194,8 @@ class OpenAISolver:
 
     @property
     def honours_n(self) -> bool | None:
-        """``False`` once the server returned fewer choices than asked (or when configured so)."""
-        return None if self._choices_per_request is None else False
+        """Whether the server returns all ``n`` choices of a request (``None``: not known yet)."""
+        return self.capabilities.honours_n
 
     # --- the protocol -------------------------------------------------------------------------
 
@@ -205,19 +208,12 @@ class OpenAISolver:
         """
         client = await self._client()
         mode = await self._resolve_mode(client, request)
-        found: dict[int, Generation] = {}
-        totals = [0, 0, 0]  # requests, prompt tokens, completion tokens
-        if self._choices_per_request is None:
-            batch = await self._request(client, mode, request, request.n, request.seed)
-            self._add(found, totals, 0, batch, request.n)
-            if len(batch.generations) < request.n:
-                self._choices_per_request = max(1, len(batch.generations))
-        await self._fan_out(client, mode, request, found, totals)
-        return SolverResponse(
-            generations=[found[i] for i in range(request.n)],
-            prompt_tokens=totals[1],
-            completion_tokens=totals[2],
-            requests=totals[0],
+
+        async def one_request(part: GenerationRequest) -> SolverResponse:
+            return await self._request(client, mode, part)
+
+        return await fan_out(
+            one_request, request, self.capabilities, max_concurrency=self.max_fanout_concurrency
         )
 
     async def aclose(self) -> None:
@@ -300,65 +296,25 @@ class OpenAISolver:
             if quiet:
                 return
             raise
-        owners = {getattr(m, "owned_by", None) for m in getattr(models, "data", None) or []}
-        self._continuation = "native" if "vllm" in owners else "instructed"
-
-    @staticmethod
-    def _add(
-        found: dict[int, Generation], totals: list[int], offset: int, batch: _Batch, want: int
-    ) -> None:
-        for i, generation in enumerate(batch.generations[:want]):
-            found[offset + i] = generation
-        totals[0] += 1
-        totals[1] += batch.prompt_tokens
-        totals[2] += batch.completion_tokens
-
-    async def _fan_out(
-        self,
-        client: AsyncOpenAI,
-        mode: ContinuationMode,
-        request: GenerationRequest,
-        found: dict[int, Generation],
-        totals: list[int],
-    ) -> None:
-        """Fetch the continuations still missing, ``choices_per_request`` per request."""
-        gate = asyncio.Semaphore(self.max_fanout_concurrency)
-        for _ in range(request.n):  # each round fills at least one slot or raises
-            missing = [i for i in range(request.n) if i not in found]
-            if not missing:
-                return
-            size = self._choices_per_request or request.n
-            chunks = [missing[i : i + size] for i in range(0, len(missing), size)]
-
-            async def fetch(chunk: list[int]) -> tuple[list[int], _Batch]:
-                seed = None if request.seed is None else request.seed + chunk[0]
-                async with gate:
-                    return chunk, await self._request(client, mode, request, len(chunk), seed)
-
-            for chunk, batch in await _gather([fetch(c) for c in chunks]):
-                self._add(found, totals, chunk[0], batch, len(chunk))
-                if len(batch.generations) < len(chunk):
-                    self._choices_per_request = max(1, len(batch.generations))
-        raise AssertionError("unreachable: every round fills a slot")  # pragma: no cover
+        self._continuation = "native" if served_by_vllm(models) else "instructed"
+        self.capabilities.continuation = self._continuation
 
     async def _request(
         self,
         client: AsyncOpenAI,
         mode: ContinuationMode,
         request: GenerationRequest,
-        n: int,
-        seed: int | None,
-    ) -> _Batch:
+    ) -> SolverResponse:
         payload: dict[str, Any] = {
             "model": self.model,
-            "n": n,
+            "n": request.n,
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
         }
         if request.stop:
             payload["stop"] = list(request.stop)
-        if seed is not None:
-            payload["seed"] = seed
+        if request.seed is not None:
+            payload["seed"] = request.seed
         if mode == "completion":
             path = "/completions"
             payload["prompt"] = completion_prompt(request, self.prompt_template)
@@ -375,7 +331,7 @@ class OpenAISolver:
                     payload["top_logprobs"] = request.top_logprobs
         payload.update(self.extra_body)
         if mode == "native" and request.prefix_steps:
-            payload.update(_VLLM_CONTINUE)
+            payload.update(VLLM_CONTINUE)
         # The SDK's generic post: its auth, error classes and client settings, without the
         # per-request transformation of typed params and the pydantic model of the response,
         # which the search reads as plain JSON anyway (both cost milliseconds per request).
@@ -392,40 +348,33 @@ async def _call(make: Callable[[], Awaitable[Any]]) -> Any:
     except asyncio.CancelledError:
         raise
     except Exception as error:
-        translated = translate_error(error)
+        translated = translate_openai_error(error)
         if translated is None:
             raise
         raise translated from error
 
 
-def _batch(body: object, stops: tuple[str, ...]) -> _Batch:
+async def served_by_vllm_client(client: AsyncOpenAI) -> bool:
+    """Whether the server behind an ``openai`` client is vLLM (asks ``/v1/models`` once).
+
+    Any failure (no ``/models`` route, no server) counts as "not vLLM": the caller then uses the
+    continuation that works everywhere.
+    """
+    try:
+        return served_by_vllm(await _call(lambda: client.models.list()))
+    except (SolverError, TransientError):
+        return False
+
+
+def _batch(body: object, stops: tuple[str, ...]) -> SolverResponse:
     if not isinstance(body, Mapping):  # the SDK hands back raw text when the body is not JSON
         raise TransientError(f"server sent a non-JSON body: {str(body)[:200]!r}")
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices:
-        raise TransientError(f"server sent a response without choices: {str(body)[:200]}")
-    ordered = sorted(
-        (c for c in choices if isinstance(c, Mapping)), key=lambda c: int(c.get("index") or 0)
-    )
-    usage = body.get("usage") if isinstance(body.get("usage"), Mapping) else {}
-    assert isinstance(usage, Mapping)
-    return _Batch(
-        generations=[generation_from_choice(c, stops) for c in ordered],
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-    )
-
-
-async def _gather(coroutines: list[Awaitable[Any]]) -> list[Any]:
-    """Run concurrently; on the first failure cancel the rest and raise it."""
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
     try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+        generations = generations_of(body, stops)
+    except ValueError as error:
+        raise TransientError(f"server sent {error}") from error
+    prompt_tokens, completion_tokens = usage_of(body)
+    return SolverResponse(generations, prompt_tokens, completion_tokens, requests=1)
 
 
 def _resolve_transport(transport: object, *, injected: bool) -> Transport:

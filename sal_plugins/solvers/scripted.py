@@ -17,6 +17,7 @@ from sal_plugins.errors import ConfigError, SolverError, TransientError
 from sal_plugins.solvers.base import (
     Generation,
     GenerationRequest,
+    SolverCapabilities,
     SolverResponse,
     StopKind,
     seeds_for,
@@ -67,10 +68,12 @@ class ScriptedSolver:
     prompt_tokens: int = field(default=0, init=False)
     completion_tokens: int = field(default=0, init=False)
     _round_robin: int = field(default=0, init=False)
+    capabilities: SolverCapabilities = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.solutions:
             raise ConfigError("ScriptedSolver needs at least one solution")
+        self.capabilities = SolverCapabilities(honours_n=self.honours_n, logprobs=True)
 
     def _pick(
         self, pool: Sequence[str], request: GenerationRequest, seed: int | None

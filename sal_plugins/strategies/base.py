@@ -18,13 +18,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sal_plugins._sync import run_sync
 from sal_plugins.budget import Budget
 from sal_plugins.errors import ConfigError, InputError
 from sal_plugins.events import SearchEvent, SearchFinished
 from sal_plugins.results import SearchResult, StopReason
 from sal_plugins.solvers.base import Solver
 from sal_plugins.solvers.prompts import DEFAULT_SYSTEM_PROMPT
+from sal_plugins.sync import run_sync
 from sal_plugins.tree import Node, SearchTree
 from sal_plugins.verifiers.base import Verifier
 from sal_plugins.verifiers.function import FunctionVerifier, ScoreFunction
@@ -243,6 +243,13 @@ def _check_problem(problem: Any) -> str:
         raise InputError(f"the problem must be a string, got {type(problem).__name__}")
     if not problem.strip():
         raise InputError("the problem is empty: pass the question to solve")
+    try:
+        problem.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InputError(
+            f"the problem is not valid text: it holds a lone surrogate ({error.object[error.start]!r} "
+            f"at position {error.start}); decode its source with errors='replace' or fix it"
+        ) from error
     return problem
 
 

@@ -142,6 +142,7 @@ class BeamSearch(SearchStrategy):
         """Rounds of expand, score and prune, as described in the module docstring."""
         active = [0]
         done: list[int] = []
+        unverified = False
         for step in range(self.max_steps):
             last = step == self.max_steps - 1
             counts = spread(self.n, len(active))
@@ -163,6 +164,12 @@ class BeamSearch(SearchStrategy):
                 for repeated in set(open_) - set(unique):
                     tree[repeated].pruned = True
                 open_ = unique
+            # A beam the verifier could not score has no rank: growing it would be a blind pick.
+            scored = [i for i in open_ if tree[i].score is not None]
+            for unscored in set(open_) - set(scored):
+                tree[unscored].pruned = True
+            unverified = bool(open_) and not scored
+            open_ = scored
             if not open_:
                 break
             ranked = self.rank(tree, open_)
@@ -172,7 +179,7 @@ class BeamSearch(SearchStrategy):
         finished = [i for i in done if tree[i].finished and tree[i].steps]
         if finished:
             return Outcome(self.rank(tree, finished)[: self.n])
-        return Outcome(self.best_so_far(tree)[: self.n], "max_steps")
+        return Outcome(self.best_so_far(tree)[: self.n], "error" if unverified else "max_steps")
 
     @staticmethod
     def _unique(tree: SearchTree, node_ids: list[int]) -> list[int]:

@@ -92,6 +92,7 @@ class DVTS(SearchStrategy):
         """Rounds of expand-all, score-all, keep the best candidate per subtree."""
         current = dict.fromkeys(range(self.subtrees), 0)  # live subtree -> node it grows from
         final: dict[int, list[int]] = {}  # ended subtree -> its finished candidates
+        unverified = 0  # subtrees that ended because the verifier scored none of their steps
         for step in range(self.max_steps):
             if not current:
                 break
@@ -108,10 +109,13 @@ class DVTS(SearchStrategy):
                 yield [Score(nodes=scorable, round=step)]
             for subtree, ids in zip(live, results, strict=True):
                 candidates = [i for i in ids if tree[i].steps]
-                if not candidates:  # the request failed: this subtree ends here
+                scored = [i for i in candidates if tree[i].score is not None]
+                if not scored:  # the request or its scoring failed: this subtree ends here
+                    unverified += bool(candidates)
                     del current[subtree]
                     final[subtree] = []
                     continue
+                candidates = scored
                 best, *rest = SearchStrategy.rank(self, tree, candidates)
                 for dropped in rest:
                     tree[dropped].pruned = True
@@ -125,7 +129,7 @@ class DVTS(SearchStrategy):
             for node_id in finished:
                 tree[node_id].pruned = False
             return Outcome(self.rank(tree, finished))
-        return Outcome(self.best_so_far(tree), "max_steps")
+        return Outcome(self.best_so_far(tree), "error" if unverified else "max_steps")
 
     def rank(self, tree: SearchTree, node_ids: Sequence[int]) -> list[int]:
         """Order final candidates by the configured selection, best first."""

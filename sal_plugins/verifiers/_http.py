@@ -1,51 +1,32 @@
 """The one HTTP client every HTTP verifier uses, and the one place HTTP errors are translated.
 
-* 429 becomes :class:`~sal_plugins.errors.TransientError` carrying ``retry_after`` (seconds, from a
-  ``Retry-After`` header given in seconds or as an HTTP date);
-* 408, 5xx, timeouts, connection errors and bodies that are not valid JSON become
-  :class:`~sal_plugins.errors.TransientError`;
-* any other 4xx becomes :class:`~sal_plugins.errors.VerifierError` naming the verifier.
-
-Verifiers never retry: the search driver does, honouring ``retry_after``.
+What is transient and how long to wait is the fault policy's (:mod:`sal_plugins.faults`): the
+statuses it names (408, 409, 425, 429, 5xx), timeouts, connection errors and bodies that are not
+valid JSON become :class:`~sal_plugins.errors.TransientError` carrying ``retry_after`` (from
+``retry-after-ms`` or ``Retry-After``, capped); any other 4xx becomes
+:class:`~sal_plugins.errors.VerifierError` naming the verifier. Verifiers never retry: the search
+driver does. The API key never appears in a repr or an error message.
 """
 
 from __future__ import annotations
 
 import json
 import ssl
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import httpx
 
+from sal_plugins._redact import mask_key, redact, redact_url
 from sal_plugins.errors import ConfigError, TransientError, VerifierError
+from sal_plugins.faults import is_transient_status, parse_retry_after
+from sal_plugins.openai_wire import usage_of
 from sal_plugins.verifiers.base import report_usage
 
-__all__ = ["HTTPEndpoint", "HTTPStatusError", "parse_retry_after", "server_root"]
+__all__ = ["HTTPEndpoint", "HTTPStatusError", "server_root"]
 
 _BODY_PREVIEW = 300
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    current = now or datetime.now(timezone.utc)
-    return max(0.0, (when - current).total_seconds())
 
 
 class HTTPStatusError(VerifierError):
@@ -81,15 +62,21 @@ class HTTPEndpoint:
 
     base_url: str
     verifier: str
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     timeout: float = 60.0
     transport: httpx.AsyncBaseTransport | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"HTTPEndpoint(base_url={redact_url(self.base_url)!r}, verifier={self.verifier!r}, "
+            f"api_key={mask_key(self.api_key)!r}, timeout={self.timeout!r})"
+        )
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"{self.verifier}: base_url must start with http:// or https://, "
-                f"got {self.base_url!r}"
+                f"got {redact_url(self.base_url)!r}"
             )
         if self.timeout <= 0:
             raise ConfigError(f"{self.verifier}: timeout must be positive, got {self.timeout}")
@@ -122,27 +109,28 @@ class HTTPEndpoint:
             VerifierError: any other 4xx.
         """
         url = f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+        shown = redact_url(url)
         try:
             response = await client.post(url, json=payload)
         except httpx.TimeoutException as error:
             raise TransientError(
-                f"{self.verifier}: timed out after {self.timeout}s on POST {url}"
+                f"{self.verifier}: timed out after {self.timeout}s on POST {shown}"
             ) from error
         except httpx.TransportError as error:
             raise TransientError(
-                f"{self.verifier}: connection failed on POST {url} ({type(error).__name__}: "
-                f"{error})"
+                f"{self.verifier}: connection failed on POST {shown} ({type(error).__name__}: "
+                f"{redact(str(error))})"
             ) from error
         status = response.status_code
-        if status == 429 or status == 408 or status >= 500:
+        if is_transient_status(status):
             raise TransientError(
-                f"{self.verifier}: HTTP {status} from POST {url}: {_preview(response)}",
+                f"{self.verifier}: HTTP {status} from POST {shown}: {_preview(response)}",
                 status_code=status,
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                retry_after=parse_retry_after(dict(response.headers.items())),
             )
         if status >= 400:
             raise HTTPStatusError(
-                f"HTTP {status} from POST {url}: {_preview(response)}",
+                f"HTTP {status} from POST {shown}: {_preview(response)}",
                 verifier=self.verifier,
                 status_code=status,
             )
@@ -150,7 +138,7 @@ class HTTPEndpoint:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise TransientError(
-                f"{self.verifier}: invalid JSON from POST {url}: {_preview(response)}",
+                f"{self.verifier}: invalid JSON from POST {shown}: {_preview(response)}",
                 status_code=status,
             ) from error
         _report_usage_in(body)
@@ -158,18 +146,13 @@ class HTTPEndpoint:
 
 
 def _report_usage_in(body: object) -> None:
-    usage = body.get("usage") if isinstance(body, dict) else None
-    if not isinstance(usage, dict):
-        return
-    counts = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
-    prompt, completion = (
-        c if isinstance(c, int) and not isinstance(c, bool) else 0 for c in counts
-    )
-    report_usage(prompt, completion)
+    prompt, completion = usage_of(body)
+    if prompt or completion:
+        report_usage(prompt, completion)
 
 
 def _preview(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
+    text = redact(response.text.strip().replace("\n", " "))
     return text[:_BODY_PREVIEW] + ("..." if len(text) > _BODY_PREVIEW else "")
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "metered",
     "report_usage",
     "verifier_name",
+    "wants_logprobs",
 ]
 
 Granularity = Literal["step", "outcome", "mixed"]
@@ -129,6 +130,15 @@ def metered() -> Iterator[VerifierUsage]:
         yield usage
     finally:
         _REPORTED.reset(token)
+
+
+def wants_logprobs(verifier: object) -> bool:
+    """Whether a verifier declares ``needs_logprobs = True`` (it scores the solver's logprobs).
+
+    The one place the search reads that declaration; a verifier that does not declare it needs
+    none.
+    """
+    return bool(getattr(verifier, "needs_logprobs", False))
 
 
 def verifier_name(verifier: object) -> str:

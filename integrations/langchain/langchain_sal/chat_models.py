@@ -29,6 +29,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from sal_plugins.adapters import run_sync
 from sal_plugins.errors import ConfigError
+from sal_plugins.openai_wire import cut_at_stop
 from sal_plugins.strategies import SearchStrategy, strategy_class
 
 from langchain_sal._errors import translate_error
@@ -40,7 +41,7 @@ from langchain_sal._search import (
     search_message,
     strategy_settings,
 )
-from langchain_sal.solvers import LangChainSolver, cut_at_stop, without_streaming
+from langchain_sal.solvers import LangChainSolver, without_streaming
 
 __all__ = ["EXTRACTION_PROMPT", "TOOL_DECISION_TAGS", "SearchChatModel"]
 

@@ -11,16 +11,18 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration
 from langchain_core.runnables import RunnableConfig, ensure_config
-from sal_plugins.errors import ConfigError, SolverError
+from sal_plugins.errors import ConfigError
+from sal_plugins.openai_wire import cut_at_stop
 from sal_plugins.solvers.base import (
     ContinuationMode,
     Generation,
     GenerationRequest,
     Pricing,
+    SolverCapabilities,
     SolverResponse,
     StopKind,
-    seeds_for,
 )
+from sal_plugins.solvers.fanout import fan_out
 from sal_plugins.solvers.prompts import ChatMessage, chat_messages
 
 from langchain_sal._errors import translate_error
@@ -48,13 +50,6 @@ _ROLES: dict[str, type[BaseMessage]] = {
 _LENGTH = frozenset({"length", "max_tokens", "MAX_TOKENS", "model_length"})
 _END = frozenset({"end_turn", "eos", "eos_token", "complete"})
 _DELIMITER = frozenset({"stop_sequence"})
-
-
-@dataclass
-class _Capabilities:
-    """What has been learned about the model from its responses (shared by bound copies)."""
-
-    honours_n: bool | None = None
 
 
 def _langchain_messages(messages: Sequence[ChatMessage]) -> list[BaseMessage]:
@@ -88,14 +83,6 @@ def stop_kind(metadata: Mapping[str, Any], stop: Sequence[str], *, cut: bool) ->
     if isinstance(reason, str) and reason.lower() == "stop":
         return "unknown" if stop else "end"
     return "unknown"
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """Remove everything from the first stop string on (for models that ignore ``stop``)."""
-    positions = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    if not positions:
-        return text, False
-    return text[: min(positions)], True
 
 
 def _logprobs(
@@ -222,7 +209,8 @@ class LangChainSolver:
     blocking: bool = False
     continue_final_message: bool = False
     pricing: Pricing | None = None
-    _capabilities: _Capabilities = field(default_factory=_Capabilities, repr=False)
+    capabilities: SolverCapabilities = field(default_factory=SolverCapabilities, repr=False)
+    """Declared from the model and settings; what ``n`` does is learned (bound copies share it)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.chat_model, BaseChatModel):
@@ -243,6 +231,16 @@ class LangChainSolver:
         if self.disable_sdk_retries:
             model = _without_sdk_retries(model)
         object.__setattr__(self, "chat_model", model)
+        capabilities = self.capabilities
+        if capabilities.honours_n is None:
+            if self.n_mode == "native":
+                capabilities.honours_n = True
+            elif self.n_mode == "fan_out" or not self._declares("n"):
+                capabilities.honours_n, capabilities.max_choices = False, 1
+        capabilities.respects_max_requests = True
+        capabilities.continuation = self.continuation_mode
+        capabilities.logprobs = self._declares("logprobs")
+        capabilities.pricing = self.pricing
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -284,13 +282,6 @@ class LangChainSolver:
     def _declares(self, name: str) -> bool:
         return name in type(self.chat_model).model_fields
 
-    def _native_n(self) -> bool:
-        if self.n_mode == "fan_out":
-            return False
-        if self.n_mode == "native":
-            return True
-        return self._declares("n") and self._capabilities.honours_n is not False
-
     def _call_kwargs(self, request: GenerationRequest, n: int, seed: int | None) -> dict[str, Any]:
         wanted: dict[str, Any] = {
             "temperature": request.temperature,
@@ -320,36 +311,13 @@ class LangChainSolver:
     async def generate(self, request: GenerationRequest) -> SolverResponse:
         """Return ``request.n`` continuations of the request's partial solution."""
         messages = _langchain_messages(chat_messages(request, self.continuation_mode))
-        seeds = seeds_for(request)
-        generations: list[Generation] = []
-        prompt_tokens = completion_tokens = requests = 0
-        if request.n > 1 and self._native_n():
-            batch, usage = await self._call(messages, request, request.n, request.seed)
-            requests += 1
-            prompt_tokens, completion_tokens = usage
-            generations.extend(batch[: request.n])
-            if self.n_mode == "auto":
-                self._capabilities.honours_n = len(batch) >= request.n
-        missing = seeds[len(generations) :]
-        if missing:
-            calls = await asyncio.gather(
-                *(self._call(messages, request, 1, seed) for seed in missing)
-            )
-            for batch, (prompt, completion) in calls:
-                generations.extend(batch[:1])
-                prompt_tokens += prompt
-                completion_tokens += completion
-                requests += 1
-        if len(generations) != request.n:
-            raise SolverError(
-                f"{self.model_name} returned {len(generations)} generations for n={request.n}"
-            )
-        return SolverResponse(
-            generations=generations,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            requests=requests,
-        )
+
+        async def one_request(part: GenerationRequest) -> SolverResponse:
+            n = part.n if self.capabilities.honours_n is not False else 1
+            batch, (prompt, completion) = await self._call(messages, part, n, part.seed)
+            return SolverResponse(batch, prompt, completion, requests=1)
+
+        return await fan_out(one_request, request, self.capabilities)
 
     async def _call(
         self, messages: list[BaseMessage], request: GenerationRequest, n: int, seed: int | None

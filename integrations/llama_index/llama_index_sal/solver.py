@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, Literal, get_args
 
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.base.llms.types import (
@@ -14,17 +14,18 @@ from llama_index.core.base.llms.types import (
     CompletionResponse,
     LogProb,
 )
-from openai import AsyncOpenAI
-from sal_plugins.adapters import generation_from_choice
 from sal_plugins.errors import ConfigError
+from sal_plugins.openai_wire import VLLM_CONTINUE, cut_at_stop, generation_from_choice, usage_of
 from sal_plugins.solvers.base import (
     ContinuationMode,
     Generation,
     GenerationRequest,
     Pricing,
+    SolverCapabilities,
     SolverResponse,
-    seeds_for,
 )
+from sal_plugins.solvers.fanout import fan_out
+from sal_plugins.solvers.openai import served_by_vllm_client
 from sal_plugins.solvers.prompts import (
     INSTRUCTED_CONTINUATION,
     PromptTemplate,
@@ -35,12 +36,10 @@ from sal_plugins.solvers.prompts import (
 
 from llama_index_sal._errors import map_llm_error
 
-__all__ = ["DEFAULT_KWARG_NAMES", "Continuation", "LlamaIndexSolver", "model_owners"]
+__all__ = ["DEFAULT_KWARG_NAMES", "Continuation", "LlamaIndexSolver"]
 
 Continuation = ContinuationMode | Literal["auto"]
 """A :data:`~sal_plugins.solvers.base.ContinuationMode`, or ``"auto"`` to pick one per server."""
-
-_VLLM_CONTINUE = {"continue_final_message": True, "add_generation_prompt": False}
 
 DEFAULT_KWARG_NAMES: Mapping[str, str] = {
     "temperature": "temperature",
@@ -125,9 +124,6 @@ class LlamaIndexSolver:
         pricing: token prices, for ``usage.cost`` and cost budgets.
     """
 
-    honours_n: ClassVar[bool] = False
-    """Every sample is its own call: budgets charge a call per continuation."""
-
     llm: BaseLLM
     continuation: Continuation = "auto"
     prompt_template: PromptTemplate = chatml
@@ -162,6 +158,15 @@ class LlamaIndexSolver:
             None if self.continuation == "auto" else self.continuation
         )
         self._vllm = False
+        # LlamaIndex LLMs take no ``n``: every sample is its own call.
+        self.capabilities = SolverCapabilities(
+            honours_n=False,
+            max_choices=1,
+            respects_max_requests=True,
+            continuation=self._mode,
+            logprobs=True,
+            pricing=self.pricing,
+        )
 
     @property
     def name(self) -> str:
@@ -171,58 +176,53 @@ class LlamaIndexSolver:
     async def generate(self, request: GenerationRequest) -> SolverResponse:
         """Return ``request.n`` continuations, from ``n`` concurrent LLM calls."""
         mode = self._mode or await self._resolve_mode()
-        # One semaphore per request: asyncio primitives must not outlive the loop they run on.
-        limit = asyncio.Semaphore(self.max_fanout_concurrency)
-        calls = [self._sample(request, mode, seed, limit) for seed in seeds_for(request)]
-        samples = await _gather_or_cancel(calls)
-        return SolverResponse(
-            generations=[generation for generation, _, _ in samples],
-            prompt_tokens=sum(prompt for _, prompt, _ in samples),
-            completion_tokens=sum(completion for _, _, completion in samples),
-            requests=len(samples),
+
+        async def one_request(part: GenerationRequest) -> SolverResponse:
+            generation, prompt, completion = await self._sample(part, mode)
+            return SolverResponse([generation], prompt, completion, requests=1)
+
+        return await fan_out(
+            one_request, request, self.capabilities, max_concurrency=self.max_fanout_concurrency
         )
 
     # --- one call -----------------------------------------------------------------------------
 
     async def _resolve_mode(self) -> ContinuationMode:
-        """``"auto"``: ``"native"`` on vLLM (asked once through ``/v1/models``), else instructed."""
-        api_base = getattr(self.llm, "api_base", None)
-        owners = (
-            await model_owners(api_base, getattr(self.llm, "api_key", None)) if api_base else set()
-        )
-        self._vllm = "vllm" in owners
+        """``"auto"``: ``"native"`` on vLLM (asked once through ``/v1/models``), else instructed.
+
+        The question goes through the LLM's own OpenAI client (OpenAI-based LlamaIndex LLMs
+        have one); an LLM without one is not on vLLM as far as the solver can tell.
+        """
+        make_client = getattr(self.llm, "_get_aclient", None)
+        self._vllm = callable(make_client) and await served_by_vllm_client(make_client())
         self._mode = "native" if self._vllm else "instructed"
+        self.capabilities.continuation = self._mode
         return self._mode
 
     async def _sample(
-        self,
-        request: GenerationRequest,
-        mode: ContinuationMode,
-        seed: int | None,
-        limit: asyncio.Semaphore,
+        self, request: GenerationRequest, mode: ContinuationMode
     ) -> tuple[Generation, int, int]:
-        kwargs = self._call_kwargs(request, seed)
+        kwargs = self._call_kwargs(request, request.seed)
         if self._vllm and mode == "native" and request.prefix_steps:
-            extra_body = {**kwargs.get("extra_body", {}), **_VLLM_CONTINUE}
+            extra_body = {**kwargs.get("extra_body", {}), **VLLM_CONTINUE}
             kwargs["extra_body"] = extra_body
-        async with limit:
-            try:
-                response: ChatResponse | CompletionResponse
-                if mode == "completion":
-                    prompt = completion_prompt(request, self.prompt_template)
-                    response = await self.llm.acomplete(prompt, formatted=True, **kwargs)
-                else:
-                    messages = [
-                        ChatMessage(role=m["role"], content=m["content"])
-                        for m in chat_messages(
-                            request, mode, instructed_template=self.instructed_template
-                        )
-                    ]
-                    response = await self.llm.achat(messages, **kwargs)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                raise map_llm_error(error, self.name) from error
+        try:
+            response: ChatResponse | CompletionResponse
+            if mode == "completion":
+                prompt = completion_prompt(request, self.prompt_template)
+                response = await self.llm.acomplete(prompt, formatted=True, **kwargs)
+            else:
+                messages = [
+                    ChatMessage(role=m["role"], content=m["content"])
+                    for m in chat_messages(
+                        request, mode, instructed_template=self.instructed_template
+                    )
+                ]
+                response = await self.llm.achat(messages, **kwargs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            raise map_llm_error(error, self.name) from error
         return _read_response(response, request.stop)
 
     def _call_kwargs(self, request: GenerationRequest, seed: int | None) -> dict[str, Any]:
@@ -243,18 +243,6 @@ class LlamaIndexSolver:
         return kwargs
 
 
-async def model_owners(api_base: str, api_key: str | None) -> set[str]:
-    """The ``owned_by`` values of an OpenAI-compatible server's ``/v1/models`` (empty on error)."""
-    client = AsyncOpenAI(base_url=api_base, api_key=api_key or "EMPTY", max_retries=0, timeout=30)
-    try:
-        models = await client.models.list()
-    except Exception:  # no /models route or no server: treat as "not vLLM"
-        return set()
-    finally:
-        await client.close()
-    return {str(m.owned_by) for m in models.data if getattr(m, "owned_by", None)}
-
-
 def _without_retries(llm: BaseLLM) -> BaseLLM:
     """A copy of ``llm`` whose own retry loop is off (the search driver retries instead)."""
     if "max_retries" not in type(llm).model_fields or not getattr(llm, "max_retries", 0):
@@ -267,20 +255,6 @@ def _without_retries(llm: BaseLLM) -> BaseLLM:
         if callable(with_options):
             setattr(copy, attribute, with_options(max_retries=0))
     return copy
-
-
-async def _gather_or_cancel(
-    calls: Sequence[Awaitable[tuple[Generation, int, int]]],
-) -> list[tuple[Generation, int, int]]:
-    """Await every call; on the first failure cancel the others and raise it."""
-    tasks = [asyncio.ensure_future(call) for call in calls]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 # --- reading responses ------------------------------------------------------------------------
@@ -300,7 +274,9 @@ def _read_response(
         generation = Generation(text=text, stop_kind="unknown" if stops else "end")
     if generation.token_logprobs is None and response.logprobs:
         generation = replace(generation, **_generic_logprobs(response.logprobs))
-    generation = _cut_at_stop(generation, stops)
+    text, cut = cut_at_stop(generation.text, stops)
+    if cut:  # an LLM that does not honour ``stop`` itself
+        generation = replace(generation, text=text, stop_kind="delimiter")
     prompt_tokens, completion_tokens = _usage(response.additional_kwargs, raw)
     return generation, prompt_tokens, completion_tokens
 
@@ -328,22 +304,7 @@ def _generic_logprobs(positions: Sequence[Sequence[LogProb]]) -> dict[str, Any]:
     }
 
 
-def _cut_at_stop(generation: Generation, stops: Sequence[str]) -> Generation:
-    """Cut the text at the first stop string, for LLMs that do not honour ``stop`` themselves."""
-    found = [generation.text.find(stop) for stop in stops if stop and stop in generation.text]
-    if not found:
-        return generation
-    return replace(generation, text=generation.text[: min(found)], stop_kind="delimiter")
-
-
 def _usage(additional: Mapping[str, Any], raw: Mapping[str, Any] | None) -> tuple[int, int]:
-    source: Any = additional
-    if "prompt_tokens" not in additional and raw is not None:
-        source = raw.get("usage") or {}
-    if not isinstance(source, Mapping):
-        return 0, 0
-    return _count(source.get("prompt_tokens")), _count(source.get("completion_tokens"))
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
+    if "prompt_tokens" in additional:
+        return usage_of({"usage": additional})
+    return usage_of(raw)

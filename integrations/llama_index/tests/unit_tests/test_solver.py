@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from li_fakes import PROBLEM, RIGHT, ScriptedLLM, prefers_four, solution_llm
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, LogProb, MessageRole
 from llama_index.core.llms import MockLLM
 from llama_index.llms.openai_like import OpenAILike
+from pydantic import Field
 from sal_plugins.errors import ConfigError, SolverError, TransientError
 from sal_plugins.solvers import GenerationRequest
 from sal_plugins.solvers.prompts import chat_messages, chatml, completion_prompt
@@ -313,25 +315,35 @@ async def test_mock_llm_works_as_a_solver() -> None:
     assert result.text == "text text text"
 
 
+class _Models:
+    """The ``models`` resource of an ``openai`` client, answering ``/v1/models``."""
+
+    def __init__(self, owner: str, asked: list[str]) -> None:
+        self.owner, self.asked = owner, asked
+
+    async def list(self) -> SimpleNamespace:
+        self.asked.append(self.owner)
+        return SimpleNamespace(data=[SimpleNamespace(id="m", owned_by=self.owner)])
+
+
 class ServedByVLLM(ScriptedLLM):
-    api_base: str = "http://vllm.invalid/v1"
+    """An OpenAI-based LLM: its own client answers ``/v1/models`` (owned by ``owner``)."""
+
+    owner: str = "vllm"
+    asked: list[str] = Field(default_factory=list)
+
+    def _get_aclient(self) -> SimpleNamespace:
+        return SimpleNamespace(models=_Models(self.owner, self.asked))
 
 
-async def test_auto_continues_natively_on_vllm(monkeypatch: pytest.MonkeyPatch) -> None:
-    asked: list[str] = []
-
-    async def owners(api_base: str, api_key: str | None) -> set[str]:
-        asked.append(api_base)
-        return {"vllm"}
-
-    monkeypatch.setattr("llama_index_sal.solver.model_owners", owners)
-    llm = ServedByVLLM(reply=lambda m, k: "Then 2 + 2 = 4.", api_base="http://vllm.invalid/v1")
+async def test_auto_continues_natively_on_vllm() -> None:
+    llm = ServedByVLLM(reply=lambda m, k: "Then 2 + 2 = 4.", asked=[])
     solver = LlamaIndexSolver(llm=llm, extra_kwargs={"extra_body": {"top_k": 20}})
 
     await solver.generate(REQUEST)
     await solver.generate(GenerationRequest(problem=PROBLEM))
 
-    assert asked == ["http://vllm.invalid/v1"]  # asked once
+    assert llm.asked == ["vllm"]  # asked once, through the LLM's own client
     (continued, continued_kwargs), (fresh, fresh_kwargs) = llm.calls
     assert as_dicts(continued) == chat_messages(REQUEST, "native")
     assert continued_kwargs["extra_body"] == {
@@ -343,12 +355,8 @@ async def test_auto_continues_natively_on_vllm(monkeypatch: pytest.MonkeyPatch) 
     assert fresh_kwargs["extra_body"] == {"top_k": 20}
 
 
-async def test_auto_instructs_other_servers_and_llms(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def owners(api_base: str, api_key: str | None) -> set[str]:
-        return {"llamacpp"}
-
-    monkeypatch.setattr("llama_index_sal.solver.model_owners", owners)
-    for llm in (ServedByVLLM(reply=lambda m, k: "ok"), echo("ok")):
+async def test_auto_instructs_other_servers_and_llms() -> None:
+    for llm in (ServedByVLLM(reply=lambda m, k: "ok", owner="llamacpp", asked=[]), echo("ok")):
         await LlamaIndexSolver(llm=llm).generate(REQUEST)
         ((messages, kwargs),) = llm.calls
         assert as_dicts(messages) == chat_messages(REQUEST, "instructed")
