@@ -43,6 +43,7 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: setup-dev
+	$(BIN)/lint-imports
 	$(BIN)/ruff check sal_plugins tests benchmarks examples
 	$(BIN)/ruff format --check sal_plugins tests benchmarks examples
 	cd integrations/langchain && $(BIN)/ruff check . && $(BIN)/ruff format --check .

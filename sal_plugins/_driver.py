@@ -14,9 +14,8 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import Literal, TypeVar
 
-from sal_plugins.answers import extract_answer
 from sal_plugins.errors import SearchError, SolverError
 from sal_plugins.events import (
     CandidatesGenerated,
@@ -28,6 +27,7 @@ from sal_plugins.events import (
     SearchStarted,
 )
 from sal_plugins.faults import RetryPolicy, is_transient
+from sal_plugins.plan import Expand, Outcome, Request, RunSpec, Score
 from sal_plugins.results import (
     Completion,
     Failure,
@@ -38,8 +38,7 @@ from sal_plugins.results import (
 )
 from sal_plugins.solvers.base import GenerationRequest, SolverResponse, capabilities_of
 from sal_plugins.solvers.fanout import metered_requests
-from sal_plugins.strategies.base import Expand, Outcome, Request, Score
-from sal_plugins.tree import Node, SearchTree
+from sal_plugins.tree import Node, SearchTree, ends_solution, split_steps
 from sal_plugins.verifiers.base import (
     Judgement,
     Trajectory,
@@ -49,19 +48,11 @@ from sal_plugins.verifiers.base import (
     wants_logprobs,
 )
 
-if TYPE_CHECKING:
-    from sal_plugins.strategies.base import SearchStrategy
-
-__all__ = ["SearchDriver", "split_steps"]
+__all__ = ["SearchDriver"]
 
 T = TypeVar("T")
 
 Stage = Literal["generate", "score"]
-
-
-def split_steps(text: str, delimiter: str) -> tuple[str, ...]:
-    """The non-blank steps of ``text``, without delimiters."""
-    return tuple(part.strip() for part in text.split(delimiter) if part.strip())
 
 
 def _extends(node: Node, parent: Node) -> bool:
@@ -100,7 +91,7 @@ class SearchDriver:
         sleep: how to wait between retries; injectable so tests never wait.
     """
 
-    strategy: SearchStrategy
+    strategy: RunSpec
     problem: str
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -114,7 +105,7 @@ class SearchDriver:
     _served: tuple[int, int] = field(init=False, default=(0, 0))  # (requests, generations)
 
     def __post_init__(self) -> None:
-        self.tree = SearchTree(self.problem)
+        self.tree = SearchTree(self.problem, delimiter=self.strategy.step_delimiter)
         self._rng = random.Random(self.strategy.seed)
         self._jitter = random.Random(self.strategy.seed)  # back-off only: never moves a seed
         self._semaphore = asyncio.Semaphore(self.strategy.max_concurrency)
@@ -325,7 +316,6 @@ class SearchDriver:
                 reservation.held += self._reserve(request.n - reservation.held, partial=True)
             if reservation.held >= request.n:
                 return base_request
-            self._cut_short = self._cut_short or "budget"
             if capabilities.respects_max_requests:
                 return replace(base_request, max_requests=reservation.held)
             return replace(base_request, n=reservation.held)  # ask only for what it can pay
@@ -347,6 +337,8 @@ class SearchDriver:
                     f"{type(strategy.solver).__name__} returned {returned} "
                     f"generations for n={attempt.n}"
                 )
+            if returned < request.n:  # the call budget could not pay for them all
+                self._cut_short = self._cut_short or "budget"
             return response
 
         return await self._with_retries("generate", reservation, call)
@@ -396,7 +388,7 @@ class SearchDriver:
             stop_kind = generation.stop_kind
             if request.to_end and stop_kind == "unknown":
                 stop_kind = "end"  # no stop string was requested, so the model stopped itself
-            finished = stop_kind == "end" or (stop_kind != "length" and not new_steps)
+            finished = ends_solution(stop_kind, new_steps)
             node = self.tree.add(
                 request.parent,
                 text=generation.text.strip(),
@@ -526,14 +518,13 @@ class SearchDriver:
     # --- the result ---------------------------------------------------------------------------
 
     def _completion(self, node: Node) -> Completion:
-        text = self.strategy.step_delimiter.join(node.steps)
         return Completion(
-            text=text,
+            text=self.tree.text_of(node.id),
             steps=node.steps,
             score=node.score,
             step_scores=node.step_scores,
             finished=node.finished,
-            answer=extract_answer(text),
+            answer=self.tree.answer_of(node.id),
             node_id=node.id,
             critique=node.critique,
         )

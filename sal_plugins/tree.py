@@ -1,8 +1,11 @@
 """The search tree: every node a search expanded, with its scores, parent and fate.
 
 The driver is the only writer; strategies read it through the same objects. Node 0 is the root
-(the problem, no steps). Exports: :meth:`SearchTree.to_json`, :meth:`SearchTree.to_mermaid` and
-:meth:`SearchTree.to_html` (one self-contained page, see :mod:`sal_plugins._tree_html`).
+(the problem, no steps). The rules that turn generated text into nodes live here, once: how text
+splits into steps (:func:`split_steps`), when a solution has ended (:func:`ends_solution`), and
+each node's final answer, extracted once (:meth:`SearchTree.answer_of`). Exports:
+:meth:`SearchTree.to_json`, :meth:`SearchTree.to_mermaid` and :meth:`SearchTree.to_html` (one
+self-contained page, see :mod:`sal_plugins._tree_html`).
 """
 
 from __future__ import annotations
@@ -12,9 +15,41 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sal_plugins.answers import extract_answer
 from sal_plugins.solvers.base import StopKind
 
-__all__ = ["Node", "SearchTree"]
+__all__ = ["Node", "SearchTree", "ends_solution", "split_steps", "states_final_answer"]
+
+
+def split_steps(text: str, delimiter: str) -> tuple[str, ...]:
+    """The non-blank steps of ``text``, without delimiters."""
+    return tuple(part.strip() for part in text.split(delimiter) if part.strip())
+
+
+def states_final_answer(step: str) -> bool:
+    """Whether a step states the solution's final answer (boxed, "The answer is", ``####``)."""
+    return "boxed{" in step or extract_answer(step, flexible=False) is not None
+
+
+def ends_solution(stop_kind: StopKind, new_steps: tuple[str, ...]) -> bool:
+    """Whether a continuation ended its solution: the finish rule of every strategy.
+
+    * the server said the model ended (``"end"``): finished;
+    * it ran out of tokens (``"length"``): not finished (truncated);
+    * it wrote nothing more: finished, there is nothing left to write;
+    * the server said only "stop" (``"unknown"``: OpenAI, llama.cpp and every LangChain or
+      LlamaIndex model that does not report which stop string matched) and the last step states
+      the final answer: finished. Without this, a continuation of a finished solution starts a
+      new one, and the last answer stated wins (search-and-learn's DVTS likewise ends a subtree
+      at ``boxed{``). A server that reports the matched delimiter (vLLM) is taken at its word.
+    """
+    if stop_kind == "end":
+        return True
+    if stop_kind == "length":
+        return False
+    if not new_steps:
+        return True
+    return stop_kind == "unknown" and states_final_answer(new_steps[-1])
 
 
 @dataclass
@@ -72,10 +107,22 @@ class SearchTree:
 
     problem: str
     nodes: list[Node] = field(default_factory=list)
+    delimiter: str = "\n\n"
+    _answers: dict[int, str | None] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.nodes:
             self.nodes.append(Node(id=0, parent=None, kind="root"))
+
+    def text_of(self, node_id: int) -> str:
+        """A node's whole trajectory as one text, steps joined by the search's delimiter."""
+        return self.delimiter.join(self.nodes[node_id].steps)
+
+    def answer_of(self, node_id: int) -> str | None:
+        """The final answer of a node's trajectory, extracted once and kept."""
+        if node_id not in self._answers:
+            self._answers[node_id] = extract_answer(self.text_of(node_id))
+        return self._answers[node_id]
 
     @property
     def root(self) -> Node:

@@ -19,14 +19,14 @@ from sal_plugins import (
     SearchFinished,
     SelfRevision,
 )
-from sal_plugins._driver import SearchDriver, split_steps
+from sal_plugins._driver import SearchDriver
 from sal_plugins.errors import SolverError, TransientError
 from sal_plugins.events import RequestRetried
 from sal_plugins.solvers import Generation, GenerationRequest, ScriptedSolver, SolverResponse
 from sal_plugins.solvers.base import SolverCapabilities
 from sal_plugins.solvers.scripted import fail_calls
 from sal_plugins.strategies.base import Expand, Outcome, Plan, SearchStrategy
-from sal_plugins.tree import SearchTree
+from sal_plugins.tree import SearchTree, split_steps
 from sal_plugins.verifiers import Judgement, ScriptedVerifier, Trajectory
 from sal_plugins.verifiers.base import report_usage
 

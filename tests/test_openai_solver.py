@@ -22,9 +22,9 @@ from _fault_proxy import FaultProxy
 
 import sal_plugins as sal
 from sal_plugins.errors import ConfigError, MissingDependencyError, SolverError, TransientError
-from sal_plugins.solvers import OpenAISolver
 from sal_plugins.faults import MAX_RETRY_AFTER_S, parse_retry_after
 from sal_plugins.openai_wire import generation_from_choice, stop_kind_of
+from sal_plugins.solvers import OpenAISolver
 from sal_plugins.solvers.base import GenerationRequest
 from sal_plugins.solvers.prompts import chatml, completion_prompt
 from sal_plugins.verifiers import FunctionVerifier

@@ -23,8 +23,8 @@ from _fault_proxy import (
 )
 
 from sal_plugins.errors import ConfigError, TransientError, VerifierError
-from sal_plugins.verifiers import PoolingPRM, Trajectory
 from sal_plugins.faults import parse_retry_after
+from sal_plugins.verifiers import PoolingPRM, Trajectory
 
 
 def prm_answering(handler: object, **kwargs: object) -> PoolingPRM:

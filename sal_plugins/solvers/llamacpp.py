@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sal_plugins._model_file import default_model_path
 from sal_plugins.errors import ConfigError, MissingDependencyError, SolverError
 from sal_plugins.solvers._llama_loop import (
     PromptCache,
@@ -105,8 +106,6 @@ class LlamaCppSolver:
         except ImportError as error:
             raise MissingDependencyError("LlamaCppSolver", "local") from error
         if model_path is None:
-            from sal_plugins.embedded import default_model_path
-
             model_path = default_model_path()
         path = Path(model_path)
         if not path.is_file():

@@ -1,27 +1,28 @@
-"""What every strategy shares: configuration, the work-request protocol, and the run methods.
+"""What every strategy shares: configuration, ranking, and the run methods.
 
-A strategy is pure logic. Its :meth:`SearchStrategy.plan` is a generator that yields batches of
-work (:class:`Expand`: generate continuations of a node; :class:`Score`: have the verifier score
-nodes) and receives, for each request in the batch, the ids of the nodes it produced. It reads the
-:class:`~sal_plugins.tree.SearchTree` the driver maintains, and returns an :class:`Outcome`: the
-final candidates, best first. The single driver in :mod:`sal_plugins._driver` does all I/O:
-concurrency, retries, budgets, events and the tree.
+A strategy is pure logic. Its :meth:`SearchStrategy.plan` is a generator in the vocabulary of
+:mod:`sal_plugins.plan` (:class:`~sal_plugins.plan.Expand`, :class:`~sal_plugins.plan.Score`,
+:class:`~sal_plugins.plan.Outcome`): it yields batches of work, reads the
+:class:`~sal_plugins.tree.SearchTree` the driver maintains, and returns the final candidates,
+best first. The single driver in :mod:`sal_plugins._driver` does all I/O: concurrency, retries,
+budgets, events and the tree; ``run``/``arun``/``astream`` hand the strategy to it.
 """
 
 from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Generator, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sal_plugins._driver import SearchDriver
 from sal_plugins.budget import Budget
 from sal_plugins.errors import ConfigError, InputError
 from sal_plugins.events import SearchEvent, SearchFinished
-from sal_plugins.results import SearchResult, StopReason
+from sal_plugins.plan import Aggregation, Expand, Outcome, Plan, Request, Score, aggregate
+from sal_plugins.results import SearchResult
 from sal_plugins.solvers.base import Solver
 from sal_plugins.solvers.prompts import DEFAULT_SYSTEM_PROMPT
 from sal_plugins.sync import run_sync
@@ -29,84 +30,16 @@ from sal_plugins.tree import Node, SearchTree
 from sal_plugins.verifiers.base import Verifier
 from sal_plugins.verifiers.function import FunctionVerifier, ScoreFunction
 
-__all__ = ["Aggregation", "Expand", "Outcome", "Plan", "Score", "SearchStrategy", "aggregate"]
-
-Aggregation = Literal["last", "min", "prod", "mean"]
-
-
-@dataclass(frozen=True)
-class Expand:
-    """Ask the solver for ``n`` continuations of ``parent``.
-
-    Attributes:
-        parent: node to continue (0 is the root: a fresh solution).
-        n: number of continuations.
-        round: the strategy round, for events and the tree.
-        to_end: generate to the end of the solution instead of one step.
-        temperature: overrides the strategy's temperature (0 for greedy look-ahead).
-        kind: how the new nodes are labelled in the tree.
-        problem: when set, the solver gets this text as the problem and no partial solution, and the
-            new nodes start a fresh trajectory (used for revisions).
-    """
-
-    parent: int
-    n: int = 1
-    round: int = 0
-    to_end: bool = False
-    temperature: float | None = None
-    kind: str = "step"
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class Score:
-    """Ask the verifier to score the trajectories ending at ``nodes`` (in one batch)."""
-
-    nodes: tuple[int, ...]
-    round: int = 0
-
-
-Request = Expand | Score
-"""A unit of work a strategy asks for."""
-
-Plan = Generator[list[Request], list[tuple[int, ...]], "Outcome"]
-"""A strategy's plan: yields batches, receives per request the ids it produced, returns an Outcome.
-
-For :class:`Expand` the ids are the new child nodes (empty if the request failed); for
-:class:`Score` they are the nodes that were scored successfully.
-"""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a plan ended.
-
-    Attributes:
-        ranked: final candidate node ids, best first.
-        stop_reason: why the plan ended.
-        calls_saved: calls the strategy chose not to make (recorded in usage).
-        samples_saved: generations the strategy chose not to ask for; the driver converts them to
-            calls at the rate the solver served so far (one call per sample for a solver that fans
-            ``n`` out, fewer for one that honours ``n``) and adds them to ``usage.calls_saved``.
-    """
-
-    ranked: list[int]
-    stop_reason: StopReason = "finished"
-    calls_saved: int = 0
-    samples_saved: int = 0
-
-
-def aggregate(step_scores: Sequence[float], how: Aggregation) -> float:
-    """Reduce per-step scores to one number (``last``, ``min``, ``prod`` or ``mean``)."""
-    if not step_scores:
-        raise ValueError("no step scores to aggregate")
-    if how == "last":
-        return float(step_scores[-1])
-    if how == "min":
-        return float(min(step_scores))
-    if how == "prod":
-        return float(math.prod(step_scores))
-    return float(sum(step_scores) / len(step_scores))
+__all__ = [
+    "Aggregation",
+    "Expand",
+    "Outcome",
+    "Plan",
+    "Request",
+    "Score",
+    "SearchStrategy",
+    "aggregate",
+]
 
 
 def _ranking_key(node: Node) -> tuple[bool, float, int]:
@@ -194,9 +127,8 @@ class SearchStrategy(BaseModel):
         result then has ``finished=False`` on its completions).
         """
         # Look-ahead roll-outs only score their candidate; they are never candidates themselves.
-        usable = [
-            n for n in tree.nodes[1:] if n.steps and n.error is None and n.kind != "lookahead"
-        ]
+        # A node whose scoring failed is still a candidate: it ranks below the scored ones.
+        usable = [n for n in tree.nodes[1:] if n.steps and n.kind not in ("lookahead", "failed")]
         finished = [n.id for n in usable if n.finished]
         if finished:
             return self.rank(tree, finished)
@@ -205,23 +137,46 @@ class SearchStrategy(BaseModel):
 
     # --- running ------------------------------------------------------------------------------
 
-    async def astream(self, problem: str) -> AsyncIterator[SearchEvent]:
-        """Run the search, yielding progress events; the last one is a ``SearchFinished``."""
-        from sal_plugins._driver import SearchDriver
+    async def astream(
+        self,
+        problem: str,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> AsyncIterator[SearchEvent]:
+        """Run the search, yielding progress events; the last one is a ``SearchFinished``.
 
-        async for event in SearchDriver(self, _check_problem(problem)).events():
+        Args:
+            problem: the problem to solve.
+            clock: a monotonic clock in seconds, for the deadline (tests pass a fake one).
+            sleep: how to wait between retries (tests pass one that returns at once).
+        """
+        driver = SearchDriver(self, _check_problem(problem), **_timing(clock, sleep))
+        async for event in driver.events():
             yield event
 
-    async def arun(self, problem: str) -> SearchResult:
-        """Run the search and return its result."""
-        async for event in self.astream(problem):
+    async def arun(
+        self,
+        problem: str,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> SearchResult:
+        """Run the search and return its result (``clock``/``sleep`` as in :meth:`astream`)."""
+        async for event in self.astream(problem, clock=clock, sleep=sleep):
             if isinstance(event, SearchFinished):
                 return event.result
         raise AssertionError("a search always ends with SearchFinished")  # pragma: no cover
 
-    def run(self, problem: str) -> SearchResult:
+    def run(
+        self,
+        problem: str,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> SearchResult:
         """Run the search synchronously (works inside a running event loop too)."""
-        return run_sync(lambda: self.arun(problem))
+        return run_sync(lambda: self.arun(problem, clock=clock, sleep=sleep))
 
     def with_solver(self, solver: Solver) -> SearchStrategy:
         """A copy of this strategy with another solver (used by the framework integrations)."""
@@ -230,6 +185,18 @@ class SearchStrategy(BaseModel):
     def config(self) -> dict[str, Any]:
         """The strategy's plain settings (everything but the solver, verifier and budget)."""
         return self.model_dump(exclude={"solver", "verifier", "budget"})
+
+
+def _timing(
+    clock: Callable[[], float] | None, sleep: Callable[[float], Awaitable[None]] | None
+) -> dict[str, Any]:
+    """The driver's keyword arguments for the clock and sleep a caller injected."""
+    timing: dict[str, Any] = {}
+    if clock is not None:
+        timing["clock"] = clock
+    if sleep is not None:
+        timing["sleep"] = sleep
+    return timing
 
 
 def _as_verifier(value: Verifier | ScoreFunction | None) -> Verifier | None:

@@ -28,7 +28,8 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from sal_plugins.errors import ConfigError
-from sal_plugins.strategies.base import Expand, Outcome, Plan, Request, Score, SearchStrategy
+from sal_plugins.plan import Expand, Outcome, Plan, Request, Score
+from sal_plugins.strategies.base import SearchStrategy
 from sal_plugins.tree import Node, SearchTree
 
 __all__ = ["BeamSearch", "Work", "score_with_lookahead", "spread"]

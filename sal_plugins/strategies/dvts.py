@@ -28,7 +28,8 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from sal_plugins.errors import ConfigError
-from sal_plugins.strategies.base import Expand, Outcome, Plan, Request, Score, SearchStrategy
+from sal_plugins.plan import Expand, Outcome, Plan, Request, Score
+from sal_plugins.strategies.base import SearchStrategy
 from sal_plugins.strategies.beam_search import score_with_lookahead
 from sal_plugins.strategies.best_of_n import Selection, select
 from sal_plugins.tree import SearchTree

@@ -21,7 +21,8 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from sal_plugins.errors import ConfigError
-from sal_plugins.strategies.base import Expand, Outcome, Plan, Request, Score, SearchStrategy
+from sal_plugins.plan import Expand, Outcome, Plan, Request, Score
+from sal_plugins.strategies.base import SearchStrategy
 from sal_plugins.tree import Node, SearchTree
 
 __all__ = ["DEFAULT_REVISION_PROMPT", "REVISION_FIELDS", "SelfRevision", "revision_feedback"]
