@@ -68,7 +68,6 @@ def build(name: str, n: int, root: str, honours_n: bool) -> sal.SearchStrategy:
         base_url=f"{root}/v1",
         api_key="none",
         honours_n=None if honours_n else False,
-        max_fanout_concurrency=64,
         transport=TRANSPORT,
     )
     prm = PoolingPRM(model="fake-prm", base_url=root)
@@ -78,7 +77,6 @@ def build(name: str, n: int, root: str, honours_n: bool) -> sal.SearchStrategy:
         "n": n,
         "seed": 0,
         "max_tokens": 64,
-        "max_concurrency": 64,
     }
     if name in ("beam_search", "dvts"):
         settings.update(beam_width=4 if n >= 8 else 2, max_steps=10)

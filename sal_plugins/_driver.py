@@ -2,8 +2,8 @@
 
 Concurrency limits, retries, budget accounting, events and the search tree live here, once. A
 strategy's plan yields a batch; the driver runs the batch's requests concurrently (bounded by
-``max_concurrency``), records what came back in the tree, and sends the new node ids back in
-request order, so a seeded search builds the same tree however the requests interleave.
+``max_concurrency`` when set), records what came back in the tree, and sends the new node ids
+back in request order, so a seeded search builds the same tree however the requests interleave.
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ class SearchDriver:
         self.tree = SearchTree(self.problem, delimiter=self.strategy.step_delimiter)
         self._rng = random.Random(self.strategy.seed)
         self._jitter = random.Random(self.strategy.seed)  # back-off only: never moves a seed
-        self._semaphore = asyncio.Semaphore(self.strategy.max_concurrency)
+        limit = self.strategy.max_concurrency
+        self._semaphore = asyncio.Semaphore(limit) if limit else None
         self._capabilities = capabilities_of(self.strategy.solver)
         self._policy = RetryPolicy(max_retries=self.strategy.max_retries)
         self._logprobs = wants_logprobs(self.strategy.scorer)
@@ -278,6 +279,8 @@ class SearchDriver:
             )
 
         async def attempt() -> T:
+            if self._semaphore is None:
+                return await call()
             async with self._semaphore:
                 return await call()
 

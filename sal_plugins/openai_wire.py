@@ -18,7 +18,9 @@ __all__ = [
     "cut_at_stop",
     "generation_from_choice",
     "generations_of",
+    "logprobs_of",
     "served_by_vllm",
+    "stop_kind_in",
     "stop_kind_of",
     "usage_of",
 ]
@@ -27,6 +29,13 @@ VLLM_CONTINUE: Mapping[str, bool] = {"continue_final_message": True, "add_genera
 """Extra body fields that make vLLM continue a final assistant message instead of answering it."""
 
 _MISSING = object()
+
+_LENGTH = frozenset({"length", "max_tokens", "MAX_TOKENS", "model_length"})
+_END = frozenset({"end_turn", "eos", "eos_token", "complete"})
+_DELIMITER = frozenset({"stop_sequence"})
+_PROVIDER_REASONS = _LENGTH | _END | _DELIMITER
+"""Finish reasons of other providers, as LangChain and LlamaIndex pass them on (Anthropic's
+``stop_reason`` ``end_turn``/``stop_sequence``/``max_tokens``, Gemini's ``MAX_TOKENS``, ...)."""
 
 
 def stop_kind_of(
@@ -38,23 +47,44 @@ def stop_kind_of(
     * with ``stop_reason`` present (vLLM): a string is the matched stop string (``"delimiter"``);
       ``None`` or an integer stop-token id means the model ended its answer (``"end"``);
     * without it (OpenAI, llama.cpp): ``"end"`` if no stop string was requested (only end of
-      sequence can have stopped it), else ``"unknown"``.
+      sequence can have stopped it), else ``"unknown"``;
+    * other providers' reasons (``end_turn``, ``stop_sequence``, ``max_tokens``, Gemini's
+      ``STOP``), in either field, mean what they say.
 
     Args:
         finish_reason: the choice's ``finish_reason``.
         stop_reason: the choice's ``stop_reason``; leave out when the body has no such field.
         stops_requested: whether the request carried stop strings.
     """
-    if finish_reason == "length":
+    provider = stop_reason if stop_reason in _PROVIDER_REASONS else None
+    reason = finish_reason if finish_reason is not None else provider
+    if reason in _LENGTH:
         return "length"
-    if finish_reason != "stop":
+    if reason in _DELIMITER:
+        return "delimiter"
+    if reason in _END:
+        return "end"
+    if reason is None and provider is None and isinstance(stop_reason, str) and stop_reason:
+        return "delimiter"  # vLLM's matched stop string, passed on without a finish reason
+    if not (isinstance(reason, str) and reason.lower() == "stop"):
         return "unknown"
-    if stop_reason is not _MISSING:
+    if stop_reason is not _MISSING and provider is None:
         if isinstance(stop_reason, str):
             return "delimiter"
         if stop_reason is None or isinstance(stop_reason, int):
             return "end"
     return "unknown" if stops_requested else "end"
+
+
+def stop_kind_in(fields: Mapping[str, Any], *, stops_requested: bool) -> StopKind:
+    """:func:`stop_kind_of` for a choice or a framework's response metadata.
+
+    Reads ``finish_reason`` (or Ollama's ``done_reason``) and ``stop_reason`` where present.
+    """
+    finish = fields.get("finish_reason") or fields.get("done_reason")
+    return stop_kind_of(
+        finish, fields.get("stop_reason", _MISSING), stops_requested=stops_requested
+    )
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
@@ -81,22 +111,26 @@ def generation_from_choice(choice: Mapping[str, Any], stops: Sequence[str]) -> G
     raw_text = message.get("content") if isinstance(message, Mapping) else choice.get("text")
     text = raw_text if isinstance(raw_text, str) else ""
     finish_reason = choice.get("finish_reason")
-    kind = stop_kind_of(
-        finish_reason, choice.get("stop_reason", _MISSING), stops_requested=bool(stops)
-    )
+    kind = stop_kind_in(choice, stops_requested=bool(stops))
     if finish_reason == "stop":
         text, kept = cut_at_stop(text, stops)
         if kept and kind == "unknown":  # a server that keeps the stop string stopped at it
             kind = "delimiter"
-    token_logprobs, top_logprobs = _logprobs(choice.get("logprobs"))
+    token_logprobs, top_logprobs = logprobs_of(choice.get("logprobs"))
     return Generation(
         text=text, stop_kind=kind, token_logprobs=token_logprobs, top_logprobs=top_logprobs
     )
 
 
-def _logprobs(
+def logprobs_of(
     block: object,
 ) -> tuple[tuple[float, ...] | None, tuple[dict[str, float], ...] | None]:
+    """Token log-probabilities and the top alternatives per position, from a ``logprobs`` block.
+
+    Reads the chat shape (``{"content": [{"token", "logprob", "top_logprobs"}]}``) and the
+    completions shape (parallel ``token_logprobs`` / ``top_logprobs`` lists); ``(None, None)``
+    for anything else.
+    """
     if not isinstance(block, Mapping):
         return None, None
     content = block.get("content")

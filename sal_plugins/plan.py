@@ -112,7 +112,7 @@ class RunSpec(Protocol):
         budget: caps on calls, tokens, cost and time.
         seed: the seed each request's seed is drawn from.
         system_prompt, step_delimiter, temperature, max_tokens: the generation settings.
-        max_concurrency: requests in flight at once.
+        max_concurrency: requests in flight at once (``None``: no per-search limit).
         max_retries: retries of a request after a transient fault.
     """
 
@@ -135,7 +135,7 @@ class RunSpec(Protocol):
     @property
     def max_tokens(self) -> int: ...
     @property
-    def max_concurrency(self) -> int: ...
+    def max_concurrency(self) -> int | None: ...
     @property
     def max_retries(self) -> int: ...
 

@@ -101,7 +101,11 @@ class OpenAISolver:
         timeout: seconds before one HTTP request is abandoned (and retried by the driver).
         extra_body: extra JSON fields sent with every request (``top_k``, ``min_p``, ...).
         pricing: token prices, for ``usage.cost`` and cost budgets.
-        max_fanout_concurrency: requests in flight at once when ``n`` is fanned out.
+        max_connections: requests this solver has in flight at once, across every search
+            running on the same event loop (the rest wait their turn); the one concurrency
+            limit a round's wave meets by default.
+        max_fanout_concurrency: requests of one fanned-out ``n`` in flight at once (default:
+            ``max_connections``).
         honours_n: ``False`` to fan out one request per choice from the first call; by default
             the solver sends ``n`` and falls back to fan-out when fewer choices come back.
         client: an ``openai.AsyncOpenAI`` to use instead of building one (its retries are turned
@@ -130,7 +134,8 @@ class OpenAISolver:
         timeout: float = 120.0,
         extra_body: Mapping[str, Any] | None = None,
         pricing: Pricing | None = None,
-        max_fanout_concurrency: int = 32,
+        max_connections: int = 256,
+        max_fanout_concurrency: int | None = None,
         honours_n: bool | None = None,
         client: AsyncOpenAI | None = None,
         transport: Transport | Literal["auto"] = "auto",
@@ -152,8 +157,10 @@ class OpenAISolver:
             raise ConfigError("OpenAISolver: instructed_template needs {problem} and {partial}")
         if not timeout > 0:
             raise ConfigError(f"OpenAISolver: timeout must be positive seconds, got {timeout}")
-        if max_fanout_concurrency < 1:
-            raise ConfigError("OpenAISolver: max_fanout_concurrency must be at least 1")
+        if max_connections < 1 or (max_fanout_concurrency or 1) < 1:
+            raise ConfigError(
+                "OpenAISolver: max_connections and max_fanout_concurrency must be at least 1"
+            )
         self.transport: Transport = _resolve_transport(transport, injected=client is not None)
         self.model = model
         self.base_url = None if client is not None else _base_url(base_url)
@@ -164,7 +171,8 @@ class OpenAISolver:
         self.timeout = float(timeout)
         self.extra_body = dict(extra_body or {})
         self.pricing = pricing
-        self.max_fanout_concurrency = max_fanout_concurrency
+        self.max_connections = max_connections
+        self.max_fanout_concurrency = max_fanout_concurrency or max_connections
         self.capabilities = SolverCapabilities(
             honours_n=honours_n,
             max_choices=1 if honours_n is False else None,
@@ -177,6 +185,9 @@ class OpenAISolver:
         self._injected = client.with_options(max_retries=0) if client is not None else None
         self._probe_task: asyncio.Task[None] | None = None
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -335,10 +346,19 @@ class OpenAISolver:
         # The SDK's generic post: its auth, error classes and client settings, without the
         # per-request transformation of typed params and the pydantic model of the response,
         # which the search reads as plain JSON anyway (both cost milliseconds per request).
-        response: object = await _call(
-            lambda: client.post(path, body=payload, cast_to=cast(Any, object))
-        )
+        async with self._connections():
+            response: object = await _call(
+                lambda: client.post(path, body=payload, cast_to=cast(Any, object))
+            )
         return _batch(response, request.stop)
+
+    def _connections(self) -> asyncio.Semaphore:
+        """The gate of ``max_connections`` on the running loop (asyncio primitives are per loop)."""
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(self.max_connections)
+        return gate
 
 
 async def _call(make: Callable[[], Awaitable[Any]]) -> Any:

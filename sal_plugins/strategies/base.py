@@ -60,7 +60,9 @@ class SearchStrategy(BaseModel):
         temperature: sampling temperature.
         max_tokens: cap on tokens per generation request (one step, or a whole solution).
         aggregation: how per-step scores reduce to one: ``last`` (default), ``min``, ``prod``, ``mean``.
-        max_concurrency: requests in flight at once.
+        max_concurrency: requests of this search in flight at once; ``None`` (default) sets no
+            per-search limit, so a round's whole wave goes out together and only the solver's
+            own connection limit (``OpenAISolver(max_connections=...)``) applies.
         max_retries: retries of a request after a transient fault (429, 5xx, timeouts).
     """
 
@@ -77,7 +79,7 @@ class SearchStrategy(BaseModel):
     temperature: float = Field(default=0.8, ge=0.0, le=2.0)
     max_tokens: int = Field(default=1024, gt=0)
     aggregation: Aggregation = "last"
-    max_concurrency: int = Field(default=16, gt=0)
+    max_concurrency: int | None = Field(default=None, gt=0)
     max_retries: int = Field(default=3, ge=0)
 
     def __init__(self, **data: Any) -> None:

@@ -176,7 +176,7 @@ class SelfRevision(SearchStrategy):
 
     def revision_request(self, problem: str, node: Node) -> str:
         """The revision prompt for ``node``'s solution."""
-        outcome_only = getattr(self.verifier, "granularity", "step") == "outcome"
+        outcome_only = self.scorer is not None and self.scorer.granularity == "outcome"
         values = revision_feedback(node, self.threshold, outcome_only)
         solution = self.step_delimiter.join(node.steps)
         return self.revision_prompt.format(problem=problem, solution=solution, **values)

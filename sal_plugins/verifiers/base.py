@@ -161,8 +161,8 @@ def check_scores(
             f"returned {len(rows)} score rows for {len(trajectories)} trajectories",
             verifier=name,
         )
-    granularity = getattr(verifier, "granularity", "step")
-    bounds = getattr(verifier, "score_range", None)
+    granularity = verifier.granularity
+    bounds = verifier.score_range
     judgements: list[Judgement] = []
     for index, (trajectory, row) in enumerate(zip(trajectories, rows, strict=True)):
         judgement = row if isinstance(row, Judgement) else Judgement(tuple(float(s) for s in row))

@@ -15,6 +15,7 @@ from sal_plugins.verifiers.base import (
     Verifier,
     check_scores,
     verifier_name,
+    wants_logprobs,
 )
 
 __all__ = ["CascadeVerifier", "EnsembleVerifier"]
@@ -33,7 +34,7 @@ def _reduce(scores: Sequence[float], how: Reduce) -> float:
 
 
 def _bounds(verifier: Verifier, owner: str) -> tuple[float, float]:
-    bounds = getattr(verifier, "score_range", None)
+    bounds = verifier.score_range
     if bounds is None or not bounds[0] < bounds[1]:
         raise ConfigError(
             f"{owner}: {verifier_name(verifier)} declares no bounded score_range, so its scores "
@@ -96,10 +97,10 @@ class EnsembleVerifier:
         self.reduce: Reduce = reduce
         self.name = name
         self.granularity: Granularity = (
-            "step" if all(getattr(v, "granularity", "step") == "step" for v in verifiers)
+            "step" if all(v.granularity == "step" for v in verifiers)
             else "outcome"
         )  # fmt: skip
-        self.needs_logprobs = any(getattr(v, "needs_logprobs", False) for v in verifiers)
+        self.needs_logprobs = any(wants_logprobs(v) for v in verifiers)
 
     async def score(self, problem: str, trajectories: Sequence[Trajectory]) -> list[Judgement]:
         """Score the round with every member, concurrently, and combine."""
@@ -184,7 +185,7 @@ class CascadeVerifier:
         self.keep_top = keep_top
         self.reduce: Reduce = reduce
         self.name = name
-        self.needs_logprobs = any(getattr(v, "needs_logprobs", False) for v in (cheap, expensive))
+        self.needs_logprobs = any(wants_logprobs(v) for v in (cheap, expensive))
 
     def survivors(self, cheap_scores: Sequence[float]) -> set[int]:
         """Indices that pass the threshold and the top-k cut."""
