@@ -8,7 +8,8 @@ server kept, logprobs, usage, and what vLLM needs to continue a partial assistan
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sal_plugins.solvers.base import Generation, StopKind
@@ -138,11 +139,11 @@ def logprobs_of(
         entries = [e for e in content if isinstance(e, Mapping)]
         values = tuple(float(e.get("logprob", 0.0)) for e in entries)
         tops = tuple(
-            {
-                str(alt.get("token")): float(alt.get("logprob", 0.0))
+            _merged(
+                (str(alt.get("token")), float(alt.get("logprob", 0.0)))
                 for alt in (e.get("top_logprobs") or [])
                 if isinstance(alt, Mapping)
-            }
+            )
             for e in entries
         )
         return values, (tops if any(tops) else None)
@@ -151,12 +152,23 @@ def logprobs_of(
         values = tuple(float(v) for v in token_logprobs if v is not None)
         raw_tops = block.get("top_logprobs")
         tops_list = [
-            {str(k): float(v) for k, v in top.items()}
+            _merged((str(k), float(v)) for k, v in top.items())
             for top in (raw_tops if isinstance(raw_tops, list) else [])
             if isinstance(top, Mapping)
         ]
         return values, (tuple(tops_list) if any(tops_list) else None)
     return None, None
+
+
+def _merged(alternatives: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """``{token: logprob}``; a token listed twice (two token ids, one text) gets both masses."""
+    merged: dict[str, float] = {}
+    for token, logprob in alternatives:
+        previous = merged.get(token)
+        merged[token] = (
+            logprob if previous is None else math.log(math.exp(previous) + math.exp(logprob))
+        )
+    return merged
 
 
 def generations_of(body: Mapping[str, Any], stops: Sequence[str]) -> list[Generation]:

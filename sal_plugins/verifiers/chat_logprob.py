@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import httpx
 
 from sal_plugins.errors import ConfigError, VerifierError
+from sal_plugins.openai_wire import logprobs_of
 from sal_plugins.solvers.prompts import ChatMessage
 from sal_plugins.verifiers._http import HTTPEndpoint
 from sal_plugins.verifiers._scores import gather_all, label_ratio
@@ -197,18 +197,12 @@ def first_token_alternatives(answer: object, *, verifier: str) -> dict[str, floa
         VerifierError: the response carries no logprobs (the server may not support them).
     """
     try:
-        first = answer["choices"][0]["logprobs"]["content"][0]  # type: ignore[index]
-        alternatives = first.get("top_logprobs") or [first]
-        merged: dict[str, float] = {}
-        for entry in alternatives:
-            token, logprob = str(entry["token"]), float(entry["logprob"])
-            previous = merged.get(token)
-            merged[token] = (
-                logprob
-                if previous is None
-                else float(math.log(math.exp(previous) + math.exp(logprob)))
-            )
-        return merged
+        block = answer["choices"][0]["logprobs"]  # type: ignore[index]
+        values, tops = logprobs_of(block)
+        if tops and tops[0]:
+            return tops[0]
+        first = block["content"][0]  # no alternatives: the chosen token alone
+        return {str(first["token"]): float(values[0])}  # type: ignore[index]
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
         raise VerifierError(
             "the chat completion has no logprobs for its first token; does the server support "
