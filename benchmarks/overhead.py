@@ -58,8 +58,8 @@ def counting(cls: type[sal.SearchStrategy]) -> type[sal.SearchStrategy]:
     return Counted
 
 
-TRANSPORT: Transport = "aiohttp"
-"""The openai SDK's HTTP stack (``--transport``)."""
+TRANSPORT: Transport = "direct"
+"""How the solver sends its requests (``--transport``; the library's default is direct)."""
 
 
 def build(name: str, n: int, root: str, honours_n: bool) -> sal.SearchStrategy:
@@ -130,8 +130,8 @@ async def main() -> None:
     parser.add_argument(
         "--transport",
         choices=get_args(Transport),
-        default="aiohttp",
-        help="the solver's HTTP stack (what transport='auto' picks by default: aiohttp)",
+        default="direct",
+        help="how the solver sends requests (transport='auto' picks direct when aiohttp is there)",
     )
     args = parser.parse_args()
     global TRANSPORT

@@ -343,18 +343,21 @@ def test_without_aiohttp_the_transport_names_the_package_or_falls_back(
     import importlib.util
 
     real = importlib.util.find_spec
+    missing = {"httpx_aiohttp", "aiohttp"}
     monkeypatch.setattr(
         importlib.util,
         "find_spec",
-        lambda name, *args: None if name == "httpx_aiohttp" else real(name, *args),
+        lambda name, *args: None if name in missing else real(name, *args),
     )
-    with pytest.raises(MissingDependencyError, match=r"openai\[aiohttp\]"):
+    with pytest.raises(MissingDependencyError, match=r"httpx_aiohttp.*openai\[aiohttp\]"):
         OpenAISolver(MODEL, "http://h:1/v1", transport="aiohttp")
+    with pytest.raises(MissingDependencyError, match=r"install 'aiohttp'"):
+        OpenAISolver(MODEL, "http://h:1/v1", transport="direct")
     assert OpenAISolver(MODEL, "http://h:1/v1").transport == "httpx"  # auto falls back
 
 
-def test_auto_transport_is_aiohttp_when_installed_except_for_an_injected_client() -> None:
-    assert OpenAISolver(MODEL, "http://h:1/v1").transport == "aiohttp"
+def test_auto_transport_is_direct_when_aiohttp_is_installed_except_for_an_injected_client() -> None:
+    assert OpenAISolver(MODEL, "http://h:1/v1").transport == "direct"
     assert OpenAISolver(MODEL, "http://h:1/v1", transport="httpx").transport == "httpx"
     injected = OpenAISolver(MODEL, client=openai.AsyncOpenAI(api_key="x", base_url="http://h:1"))
     assert injected.transport == "httpx"
@@ -480,7 +483,7 @@ def test_search_end_to_end_over_real_http(llama_server: str, strategy: str) -> N
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp", "direct"])
 def test_one_solver_serves_successive_sync_runs(llama_server: str, transport: str) -> None:
     # Each sync run() has its own event loop; pooled connections must not leak across them, and
     # the client opened on a run's loop is closed with it.
@@ -506,7 +509,7 @@ def test_clients_are_closed_when_their_loop_shuts_down(llama_server: str) -> Non
     for _ in range(2):
         result = asyncio.run(search.arun("Name a colour."))
         assert result.usage.failures == 0
-        assert solver._clients == {}  # closed at the loop's shutdown, and forgotten
+        assert dict(solver._wires) == {}  # closed at the loop's shutdown, and forgotten
 
 
 @pytest.mark.model

@@ -6,14 +6,14 @@ import asyncio
 import importlib.util
 import os
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from sal_plugins._redact import redact_url
 from sal_plugins.errors import ConfigError, MissingDependencyError, SolverError, TransientError
-from sal_plugins.faults import translate_openai_error
 from sal_plugins.openai_wire import VLLM_CONTINUE, generations_of, served_by_vllm, usage_of
+from sal_plugins.solvers._http_wire import DirectWire, SDKWire, Wire
 from sal_plugins.solvers.base import (
     ContinuationMode,
     GenerationRequest,
@@ -36,12 +36,12 @@ if TYPE_CHECKING:
 __all__ = ["OpenAISolver", "served_by_vllm_client"]
 
 Continuation = ContinuationMode | Literal["auto"]
-Transport = Literal["httpx", "aiohttp"]
+Transport = Literal["direct", "aiohttp", "httpx"]
 
 
 @dataclass(frozen=True)
-class _LoopClient:
-    client: AsyncOpenAI
+class _LoopWire:
+    wire: Wire
     closer: AsyncGenerator[None, None]
 
 
@@ -110,12 +110,13 @@ class OpenAISolver:
             the solver sends ``n`` and falls back to fan-out when fewer choices come back.
         client: an ``openai.AsyncOpenAI`` to use instead of building one (its retries are turned
             off; ``base_url``, ``api_key`` and ``timeout`` are then taken from it).
-        transport: the HTTP stack of the clients the solver builds: ``"aiohttp"`` (the
-            ``openai[aiohttp]`` client, a dependency of sal-plugins), ``"httpx"`` (the SDK's own
-            default), or ``"auto"``: aiohttp when it is installed, else httpx. With dozens of
-            requests in flight (fan-out servers, beam search and DVTS at large N) httpx's
-            connection pool costs milliseconds of CPU per request, aiohttp a fraction of that
-            (``benchmarks/overhead.py --transport``).
+        transport: how requests are sent: ``"direct"`` (straight over an aiohttp session,
+            without the SDK's per-request machinery), ``"aiohttp"`` (the ``openai`` SDK over its
+            aiohttp client), ``"httpx"`` (the SDK's own default), or ``"auto"``: direct when
+            aiohttp is installed (it comes with sal-plugins), else httpx; an injected client
+            always sends through its own stack. With dozens of requests in flight (fan-out
+            servers, beam search and DVTS at large N) the SDK costs about a millisecond of CPU
+            per request and httpx's pool more (``benchmarks/overhead.py --transport``).
 
     Raises:
         ConfigError: a setting that cannot work, with the fix in the message.
@@ -184,7 +185,7 @@ class OpenAISolver:
         )
         self._injected = client.with_options(max_retries=0) if client is not None else None
         self._probe_task: asyncio.Task[None] | None = None
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
+        self._wires: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWire] = (
             weakref.WeakKeyDictionary()
         )
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
@@ -217,11 +218,11 @@ class OpenAISolver:
             TransientError: a fault worth retrying (429, 5xx, timeouts, broken responses).
             SolverError: the server rejected the request.
         """
-        client = await self._client()
-        mode = await self._resolve_mode(client, request)
+        wire = await self._wire()
+        mode = await self._resolve_mode(wire, request)
 
         async def one_request(part: GenerationRequest) -> SolverResponse:
-            return await self._request(client, mode, part)
+            return await self._request(wire, mode, part)
 
         return await fan_out(
             one_request, request, self.capabilities, max_concurrency=self.max_fanout_concurrency
@@ -233,74 +234,84 @@ class OpenAISolver:
         Without it, the client is closed when its loop shuts down (``asyncio.run`` ends, or
         ``loop.shutdown_asyncgens()``); an injected client is left to its owner.
         """
-        entry = self._clients.get(asyncio.get_running_loop())
+        entry = self._wires.get(asyncio.get_running_loop())
         if entry is not None:
             await entry.closer.aclose()
 
     # --- internals ----------------------------------------------------------------------------
 
-    async def _client(self) -> AsyncOpenAI:
-        if self._injected is not None:
-            return self._injected
+    async def _wire(self) -> Wire:
         # Pooled connections belong to the loop that opened them, and sync ``run()`` makes a new
-        # loop per call: keep one client per loop.
+        # loop per call: keep one wire per loop.
         loop = asyncio.get_running_loop()
-        entry = self._clients.get(loop)
+        entry = self._wires.get(loop)
         if entry is None:
-            from openai import AsyncOpenAI, DefaultAioHttpClient
-
-            client = AsyncOpenAI(
-                base_url=self.base_url,
-                api_key=self._api_key,
-                timeout=self.timeout,
-                max_retries=0,
-                http_client=DefaultAioHttpClient(timeout=self.timeout)
-                if self.transport == "aiohttp"
-                else None,
-            )
-            entry = _LoopClient(client, self._closed_at_loop_end(loop, client))
-            self._clients[loop] = entry
+            wire = self._new_wire()
+            entry = _LoopWire(wire, self._closed_at_loop_end(loop, wire))
+            self._wires[loop] = entry
             await anext(entry.closer)  # started: the loop now finalises it at shutdown
-        return entry.client
+        return entry.wire
+
+    def _new_wire(self) -> Wire:
+        if self._injected is not None:
+            return SDKWire(self._injected, owned=False)
+        assert self.base_url is not None
+        if self.transport == "direct":
+            return DirectWire(
+                self.base_url,
+                self._api_key,
+                timeout=self.timeout,
+                max_connections=self.max_connections,
+            )
+        from openai import AsyncOpenAI, DefaultAioHttpClient
+
+        client = AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=self._api_key,
+            timeout=self.timeout,
+            max_retries=0,
+            http_client=DefaultAioHttpClient(timeout=self.timeout)
+            if self.transport == "aiohttp"
+            else None,
+        )
+        return SDKWire(client, owned=True)
 
     async def _closed_at_loop_end(
-        self, loop: asyncio.AbstractEventLoop, client: AsyncOpenAI
+        self, loop: asyncio.AbstractEventLoop, wire: Wire
     ) -> AsyncGenerator[None, None]:
-        """Forgets and closes ``client`` when finalised: by ``aclose()``, or by its loop's end.
+        """Forgets and closes ``wire`` when finalised: by ``aclose()``, or by its loop's end.
 
         An event loop finalises the async generators still open when it shuts down
-        (``shutdown_asyncgens``, which ``asyncio.run`` calls): the client's connections are
-        closed on their own loop instead of being left to the garbage collector, and the solver
-        keeps no client of a loop that has ended (the client refers to its loop, so the weak
-        mapping alone would keep both).
+        (``shutdown_asyncgens``, which ``asyncio.run`` calls): the connections are closed on
+        their own loop instead of being left to the garbage collector, and the solver keeps no
+        wire of a loop that has ended (the wire refers to its loop, so the weak mapping alone
+        would keep both).
         """
         try:
             yield
         finally:
-            self._clients.pop(loop, None)
-            await client.close()
+            self._wires.pop(loop, None)
+            await wire.close()
 
-    async def _resolve_mode(
-        self, client: AsyncOpenAI, request: GenerationRequest
-    ) -> ContinuationMode:
+    async def _resolve_mode(self, wire: Wire, request: GenerationRequest) -> ContinuationMode:
         if self._continuation != "auto":
             return self._continuation
         loop = asyncio.get_running_loop()
         probe = self._probe_task
         if probe is None or probe.get_loop() is not loop or probe.done():
-            probe = self._probe_task = loop.create_task(self._probe(client, quiet=True))
+            probe = self._probe_task = loop.create_task(self._probe(wire, quiet=True))
         if not request.prefix_steps:
             # A fresh start reads the same in every chat mode: don't wait for the answer.
             return "instructed"
         await asyncio.shield(probe)
         if self._continuation == "auto":  # the quiet probe hit a transient fault: ask again
-            await self._probe(client, quiet=False)
+            await self._probe(wire, quiet=False)
         return cast(ContinuationMode, self._continuation)
 
-    async def _probe(self, client: AsyncOpenAI, *, quiet: bool) -> None:
+    async def _probe(self, wire: Wire, *, quiet: bool) -> None:
         """Ask ``/models`` who serves the model, to settle ``continuation="auto"``."""
         try:
-            models = await _call(lambda: client.models.list())
+            models: object = await wire.get("/models")
         except SolverError:  # no /models route: not vLLM
             models = None
         except TransientError:
@@ -311,10 +322,7 @@ class OpenAISolver:
         self.capabilities.continuation = self._continuation
 
     async def _request(
-        self,
-        client: AsyncOpenAI,
-        mode: ContinuationMode,
-        request: GenerationRequest,
+        self, wire: Wire, mode: ContinuationMode, request: GenerationRequest
     ) -> SolverResponse:
         payload: dict[str, Any] = {
             "model": self.model,
@@ -343,13 +351,8 @@ class OpenAISolver:
         payload.update(self.extra_body)
         if mode == "native" and request.prefix_steps:
             payload.update(VLLM_CONTINUE)
-        # The SDK's generic post: its auth, error classes and client settings, without the
-        # per-request transformation of typed params and the pydantic model of the response,
-        # which the search reads as plain JSON anyway (both cost milliseconds per request).
         async with self._connections():
-            response: object = await _call(
-                lambda: client.post(path, body=payload, cast_to=cast(Any, object))
-            )
+            response = await wire.post(path, payload)
         return _batch(response, request.stop)
 
     def _connections(self) -> asyncio.Semaphore:
@@ -361,19 +364,6 @@ class OpenAISolver:
         return gate
 
 
-async def _call(make: Callable[[], Awaitable[Any]]) -> Any:
-    """Await one SDK call; the only place SDK errors are translated."""
-    try:
-        return await make()
-    except asyncio.CancelledError:
-        raise
-    except Exception as error:
-        translated = translate_openai_error(error)
-        if translated is None:
-            raise
-        raise translated from error
-
-
 async def served_by_vllm_client(client: AsyncOpenAI) -> bool:
     """Whether the server behind an ``openai`` client is vLLM (asks ``/v1/models`` once).
 
@@ -381,7 +371,7 @@ async def served_by_vllm_client(client: AsyncOpenAI) -> bool:
     continuation that works everywhere.
     """
     try:
-        return served_by_vllm(await _call(lambda: client.models.list()))
+        return served_by_vllm(await SDKWire(client, owned=False).get("/models"))
     except (SolverError, TransientError):
         return False
 
@@ -403,18 +393,26 @@ def _resolve_transport(transport: object, *, injected: bool) -> Transport:
         raise ConfigError(
             f"OpenAISolver: transport={transport!r} is not one of {', '.join(choices)}"
         )
-    if transport == "aiohttp" and injected:
+    if transport in ("direct", "aiohttp") and injected:
         raise ConfigError(
-            "OpenAISolver: pass transport='aiohttp' or a client, not both (build the client "
-            "with http_client=openai.DefaultAioHttpClient() yourself)"
+            f"OpenAISolver: pass transport={transport!r} or a client, not both (an injected "
+            "client sends through its own HTTP stack)"
         )
-    available = importlib.util.find_spec("httpx_aiohttp") is not None
-    if transport == "aiohttp" and not available:
+    if transport == "direct" and importlib.util.find_spec("aiohttp") is None:
         raise MissingDependencyError(
-            "OpenAISolver(transport='aiohttp')", "aiohttp", package="openai[aiohttp]"
+            "OpenAISolver(transport='direct')", "aiohttp", package="aiohttp"
+        )
+    if transport == "aiohttp" and importlib.util.find_spec("httpx_aiohttp") is None:
+        raise MissingDependencyError(
+            "OpenAISolver(transport='aiohttp') (the openai SDK's aiohttp client, from the "
+            "httpx_aiohttp package)",
+            "aiohttp",
+            package="openai[aiohttp]",
         )
     if transport == "auto":
-        return "aiohttp" if available and not injected else "httpx"
+        if injected or importlib.util.find_spec("aiohttp") is None:
+            return "httpx"
+        return "direct"
     return cast(Transport, transport)
 
 
