@@ -16,6 +16,7 @@ from sal_plugins.budget import Budget
 from sal_plugins.errors import ConfigError
 from sal_plugins.solvers.base import Solver
 from sal_plugins.strategies import STRATEGIES, SearchStrategy, strategy_class
+from sal_plugins.strategies import build_strategy as build_search
 from sal_plugins.verifiers.base import Verifier
 
 __all__ = [
@@ -244,6 +245,11 @@ def build_strategy(
 ) -> SearchStrategy:
     """The strategy ``name`` at ``n`` samples, configured from the shared flags.
 
+    The flags become settings here; the strategy itself is built by
+    :func:`sal_plugins.strategies.build_strategy`, as in every other surface (so the verifier's
+    own defaults apply: the arithmetic verifier's mean aggregation, unless ``--set
+    aggregation=...`` says otherwise).
+
     Args:
         name: a strategy or recipe name (hyphens allowed).
         n: samples (``n`` of the strategy).
@@ -257,52 +263,61 @@ def build_strategy(
             names the flag to change.
     """
     key = canonical_strategy(name)
-    cls = strategy_class("best_of_n" if key in RECIPES else key)
-    fields = cls.model_fields
-    settings: dict[str, Any] = {"solver": components.solver, "verifier": components.verifier}
-    if key == "greedy":
-        settings.update(n=1, temperature=0.0, verifier=None)
-    elif key == "self_consistency":
-        settings.update(n=n, verifier=None, selection="majority")
-    elif "n" in fields:
-        settings["n"] = n
     if strict:
         check_strategy_flags(key, args)
-    for attribute in _FLAG_OF:
-        value = getattr(args, attribute)
-        if attribute in fields:
-            if value is None and attribute == "beam_width":
-                value = default_beam_width(n)
-            if value is None and components.embedded:
-                value = EMBEDDED_DEFAULTS.get(attribute)
-            if value is not None:
-                settings[attribute] = value
-    if args.max_tokens is not None:
-        settings["max_tokens"] = args.max_tokens
-    elif components.embedded:
-        settings["max_tokens"] = EMBEDDED_DEFAULTS["max_tokens"]
-    if args.temperature is not None and key != "greedy":
-        settings["temperature"] = args.temperature
-    elif components.embedded and key != "greedy":
-        settings["temperature"] = EMBEDDED_DEFAULTS["temperature"]
-    if args.seed is not None:
-        settings["seed"] = args.seed
-    if args.max_calls is not None or args.deadline is not None:
-        settings["budget"] = Budget(max_calls=args.max_calls, deadline_s=args.deadline)
-    if components.description.get("verifier") == "arithmetic" and settings.get("verifier"):
-        # The arithmetic verifier scores 1 (every equation holds), 0 (one is wrong) or 0.5
-        # (nothing to check) per step. The mean ranks a trajectory by how much of it checks out;
-        # "last" would judge by a final "The answer is ..." step alone.
-        settings["aggregation"] = "mean"
-    settings.update(_parse_options(args.options))
+    target = "best_of_n" if key in RECIPES else key
+    verifier = None if key in RECIPES else components.verifier
+    settings = {
+        **_recipe_settings(key, n),
+        **_flag_settings(key, n, args, components),
+        **_parse_options(args.options),
+    }
     try:
-        return cls(**settings)
+        return build_search(target, solver=components.solver, verifier=verifier, **settings)
     except ConfigError as error:
-        if settings.get("verifier") is None and "verifier" in str(error):
+        if verifier is None and "verifier" in str(error):
             raise ConfigError(
                 f"{error} (on the command line: drop --verifier none, or pass --prm-url)"
             ) from error
         raise
+
+
+def _recipe_settings(key: str, n: int) -> dict[str, Any]:
+    if key == "greedy":
+        return {"n": 1, "temperature": 0.0}
+    if key == "self_consistency":
+        return {"n": n, "selection": "majority"}
+    return {"n": n} if "n" in strategy_class(key).model_fields else {}
+
+
+def _flag_settings(
+    key: str, n: int, args: argparse.Namespace, components: Components
+) -> dict[str, Any]:
+    """The settings the shared flags (and the embedded model's defaults) ask for."""
+    fields = strategy_class("best_of_n" if key in RECIPES else key).model_fields
+    embedded = EMBEDDED_DEFAULTS if components.embedded else {}
+    settings: dict[str, Any] = {}
+    for attribute in _FLAG_OF:
+        if attribute not in fields:
+            continue
+        value = getattr(args, attribute)
+        if value is None and attribute == "beam_width":
+            value = default_beam_width(n)
+        if value is None:
+            value = embedded.get(attribute)
+        if value is not None:
+            settings[attribute] = value
+    max_tokens = args.max_tokens if args.max_tokens is not None else embedded.get("max_tokens")
+    if max_tokens is not None:
+        settings["max_tokens"] = max_tokens
+    temperature = args.temperature if args.temperature is not None else embedded.get("temperature")
+    if temperature is not None and key != "greedy":
+        settings["temperature"] = temperature
+    if args.seed is not None:
+        settings["seed"] = args.seed
+    if args.max_calls is not None or args.deadline is not None:
+        settings["budget"] = Budget(max_calls=args.max_calls, deadline_s=args.deadline)
+    return settings
 
 
 def strategy_names() -> list[str]:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import aiohttp
     from openai import AsyncOpenAI
 
-__all__ = ["DirectWire", "SDKWire", "Wire"]
+__all__ = ["DirectWire", "SDKWire", "Wire", "translated"]
 
 
 class Wire(Protocol):
@@ -54,20 +54,20 @@ class SDKWire:
     async def post(self, path: str, payload: Mapping[str, Any]) -> object:
         # The SDK's generic post: no per-request transformation of typed params and no pydantic
         # model of the response, which the search reads as plain JSON anyway.
-        return await _translated(
+        return await translated(
             lambda: self.client.post(path, body=payload, cast_to=cast(Any, object))
         )
 
     async def get(self, path: str) -> object:
-        return await _translated(lambda: self.client.get(path, cast_to=cast(Any, object)))
+        return await translated(lambda: self.client.get(path, cast_to=cast(Any, object)))
 
     async def close(self) -> None:
         if self._owned:
             await self.client.close()
 
 
-async def _translated(make: Callable[[], Awaitable[Any]]) -> Any:
-    """Await one SDK call; its errors become sal-plugins errors."""
+async def translated(make: Callable[[], Awaitable[Any]]) -> Any:
+    """Await one ``openai`` SDK call; its errors become sal-plugins errors."""
     try:
         return await make()
     except asyncio.CancelledError:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 from sal_plugins._redact import redact_url
 from sal_plugins.errors import ConfigError, MissingDependencyError, SolverError, TransientError
 from sal_plugins.openai_wire import VLLM_CONTINUE, generations_of, served_by_vllm, usage_of
-from sal_plugins.solvers._http_wire import DirectWire, SDKWire, Wire
+from sal_plugins.solvers._http_wire import DirectWire, SDKWire, Wire, translated
 from sal_plugins.solvers.base import (
     ContinuationMode,
     GenerationRequest,
@@ -371,7 +371,7 @@ async def served_by_vllm_client(client: AsyncOpenAI) -> bool:
     continuation that works everywhere.
     """
     try:
-        return served_by_vllm(await SDKWire(client, owned=False).get("/models"))
+        return served_by_vllm(await translated(lambda: client.models.list()))
     except (SolverError, TransientError):
         return False
 

@@ -209,6 +209,10 @@ class ArithmeticVerifier:
 
     granularity: Granularity = "step"
     score_range: tuple[float, float] | None = (0.0, 1.0)
+    preferred_aggregation: str = "mean"
+    """What ``sal_plugins.strategies.build_strategy`` sets ``aggregation`` to when the user sets
+    none: a step scores 1, 0 or ``neutral``, so the mean ranks a trajectory by how much of it
+    checks out, where ``"last"`` would judge by a final "The answer is ..." step alone."""
 
     def __init__(
         self,

@@ -1,14 +1,14 @@
-"""What the runnables and the chat-model facade share: inputs, adapters, running, outputs.
+"""What the runnables and the chat-model facade share: inputs, building, running, outputs.
 
-Everything here translates between LangChain values and sal-plugins values; the search itself is
-the strategy's ``astream``.
+Everything here translates between LangChain values and sal-plugins values: strategies are built
+by the core's :func:`sal_plugins.strategies.build_strategy` (with chat models coerced into
+solvers and judges), messages are read by the core's one conversation rule
+(:func:`sal_plugins.conversation.problem_from_conversation`), and the search itself is the
+strategy's ``astream``.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -23,117 +23,89 @@ from langchain_core.messages import (
     convert_to_messages,
 )
 from langchain_core.prompt_values import PromptValue
-from langchain_core.runnables import Runnable, RunnableConfig
-from pydantic import BaseModel
+from langchain_core.runnables import RunnableConfig
+from sal_plugins import strategies
+from sal_plugins.conversation import Problem, ToolCall, Turn, problem_from_conversation
 from sal_plugins.errors import ConfigError, InputError
 from sal_plugins.events import SearchEvent, SearchFinished
 from sal_plugins.results import SearchResult
 from sal_plugins.solvers.base import Solver
-from sal_plugins.strategies.base import SearchStrategy
+from sal_plugins.strategies import SearchStrategy
 
+from langchain_sal._run import bound_to_run
 from langchain_sal.solvers import LangChainSolver
 
 __all__ = [
     "EVENT_PREFIX",
+    "JUDGE_TAGS",
     "Output",
     "Problem",
-    "adapt_solver",
-    "adapt_verifier",
-    "bind_to_run",
+    "build_strategy",
+    "coerce_solver",
+    "coerce_verifier",
     "parse_input",
     "run_search",
     "search_message",
     "shape_output",
-    "strategy_settings",
-    "tool_results",
+    "turns_of",
 ]
 
 Output = Literal["result", "answer", "message"]
+"""What a runnable returns: the ``SearchResult``, the answer string, or an ``AIMessage``."""
 
 EVENT_PREFIX = "sal."
 """Custom events are named ``"sal." + event.kind`` (``"sal.candidates_scored"``, ...)."""
-
-_STRATEGY_PARTS = frozenset({"solver", "verifier"})
-_OPAQUE = (str, bytes, int, float, bool, dict, set, frozenset, type, Runnable)
 
 JUDGE_TAGS = ("sal_judge", "nostream")
 """Tags on the calls of a chat model used as judge."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    """A problem taken from a LangChain input.
+def turns_of(messages: Sequence[BaseMessage]) -> list[Turn]:
+    """LangChain messages as the core's neutral turns (other message types are left out).
 
-    Attributes:
-        text: the problem to solve.
-        system_prompt: a system prompt given with the input (``None``: the strategy's own).
+    ``HumanMessage`` is a user turn, ``SystemMessage`` a system turn, ``AIMessage`` an assistant
+    turn with its tool calls, ``ToolMessage`` a tool turn (``status="error"`` marks it failed).
     """
-
-    text: str
-    system_prompt: str | None = None
-
-
-def _from_messages(messages: Sequence[BaseMessage]) -> Problem:
-    system = [m.text for m in messages if isinstance(m, SystemMessage) and m.text.strip()]
-    asked = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
-    if not asked:
-        raise InputError("the messages hold no human message: the last one is the problem to solve")
-    question = messages[asked[-1]].text
-    results = tool_results(messages[asked[-1] + 1 :])
-    text = f"{question}\n\n{results}" if results else question
-    return Problem(text, "\n\n".join(system) if system else None)
-
-
-def _call_text(name: str, args: Mapping[str, Any]) -> str:
-    arguments = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
-    return f"{name}({arguments})"
-
-
-def tool_results(turns: Sequence[BaseMessage]) -> str:
-    """The tool calls among ``turns`` and what they returned, as text for the problem.
-
-    An agent's conversation after the question holds the model's tool calls and the
-    ``ToolMessage`` answering each; a search started from that point must see them. Returns
-    ``""`` when ``turns`` hold no tool result.
-    """
-    calls = {
-        call["id"]: call
-        for message in turns
-        if isinstance(message, AIMessage)
-        for call in message.tool_calls
-        if call.get("id")
-    }
-    lines = []
-    for message in turns:
-        if not isinstance(message, ToolMessage):
-            continue
-        call = calls.get(message.tool_call_id)
-        if call is not None:
-            made = _call_text(call["name"], call["args"])
-        else:
-            made = message.name or "tool"
-        failed = " failed" if message.status == "error" else ""
-        lines.append(f"- {made}{failed}: {message.text}")
-    if not lines:
-        return ""
-    return "Tool calls made for this question and their results:\n" + "\n".join(lines)
+    turns = []
+    for message in messages:
+        if isinstance(message, HumanMessage):
+            turns.append(Turn("user", message.text))
+        elif isinstance(message, SystemMessage):
+            turns.append(Turn("system", message.text))
+        elif isinstance(message, AIMessage):
+            calls = tuple(
+                ToolCall(call["name"], call["args"], call.get("id")) for call in message.tool_calls
+            )
+            turns.append(Turn("assistant", message.text, tool_calls=calls))
+        elif isinstance(message, ToolMessage):
+            turns.append(
+                Turn(
+                    "tool",
+                    message.text,
+                    tool_call_id=message.tool_call_id,
+                    tool_name=message.name,
+                    failed=message.status == "error",
+                )
+            )
+    return turns
 
 
 def parse_input(value: Any) -> Problem:
     """Read a problem from a string, a dict, a prompt value or a list of messages.
 
     A dict gives the problem under ``"problem"`` (or ``"question"``), optionally a
-    ``"system_prompt"``, or holds ``"messages"`` (LangGraph's ``MessagesState``). With messages,
+    ``"system_prompt"``, or holds ``"messages"`` (LangGraph's ``MessagesState``). Messages are
+    read by the core's one rule (:func:`sal_plugins.conversation.problem_from_conversation`):
     system messages become the system prompt and the last human message is the problem, followed
-    by the results of the tool calls made after it (an agent's tool calls and tool messages,
-    see :func:`tool_results`); turns before it are not sent to the solver.
+    by the results of the tool calls made after it (an agent's tool calls and tool messages);
+    turns before it are not sent to the solver.
     """
     if isinstance(value, str):
         return Problem(value)
     if isinstance(value, PromptValue):
-        return _from_messages(value.to_messages())
+        return problem_from_conversation(turns_of(value.to_messages()))
     if isinstance(value, BaseMessage):
-        return _from_messages([value])
+        return problem_from_conversation(turns_of([value]))
     if isinstance(value, Mapping):
         for key in ("problem", "question"):
             if isinstance(value.get(key), str):
@@ -149,17 +121,17 @@ def parse_input(value: Any) -> Problem:
             messages = convert_to_messages(value)
         except (ValueError, TypeError, NotImplementedError) as error:
             raise InputError(f"cannot read the input messages: {error}") from error
-        return _from_messages(messages)
+        return problem_from_conversation(turns_of(messages))
     raise InputError(
         f"cannot read a problem from {type(value).__name__}: pass a string, a dict with "
         "'problem', or a list of messages"
     )
 
 
-# --- adapters -----------------------------------------------------------------------------------
+# --- building -----------------------------------------------------------------------------------
 
 
-def adapt_solver(solver: Any) -> Solver:
+def coerce_solver(solver: Any) -> Solver:
     """A sal solver for ``solver``: chat models are wrapped in :class:`LangChainSolver`."""
     if isinstance(solver, BaseChatModel):
         return LangChainSolver(solver)
@@ -171,75 +143,30 @@ def adapt_solver(solver: Any) -> Solver:
     )
 
 
-def adapt_verifier(verifier: Any) -> Any:
+def coerce_verifier(verifier: Any) -> Any:
     """A sal verifier for ``verifier``: a chat model becomes an LLM judge (``JudgeVerifier``).
 
     Sal verifiers and callables pass through (the strategy wraps callables itself).
     """
     if not isinstance(verifier, BaseChatModel):
         return verifier
-    try:
-        from sal_plugins.verifiers.judge import JudgeVerifier
-    except ImportError:
-        raise ConfigError(
-            "a chat model as verifier needs sal_plugins.verifiers.JudgeVerifier, which this "
-            "sal-plugins version lacks: pass a sal verifier or a scoring function instead"
-        ) from None
+    from sal_plugins.verifiers import JudgeVerifier
+
     return JudgeVerifier(solver=LangChainSolver(verifier, tags=JUDGE_TAGS))
 
 
-def _rebind(value: Any, config: RunnableConfig, blocking: bool, depth: int = 0) -> Any:
-    """``value`` with every :class:`LangChainSolver` inside it bound to ``config``.
+def build_strategy(strategy: str | SearchStrategy, **kwargs: Any) -> SearchStrategy:
+    """The core's :func:`~sal_plugins.strategies.build_strategy`, LangChain models accepted.
 
-    Looks through the attributes of verifiers (a judge's ``solver``, the members of an ensemble
-    or a cascade) a few levels deep and copies only what changes; the original is left alone.
+    A chat model passed as ``solver`` is wrapped in a :class:`LangChainSolver`; one passed as
+    ``verifier`` becomes a ``JudgeVerifier`` (an LLM judge) over it.
+
+    Raises:
+        ConfigError: naming the fix (unknown name, no solver, a setting the strategy lacks, ...).
     """
-    if isinstance(value, LangChainSolver):
-        return value.with_config(config, blocking=blocking)
-    if depth > 3 or value is None or isinstance(value, _OPAQUE):
-        return value
-    if isinstance(value, list | tuple):
-        items = [_rebind(item, config, blocking, depth + 1) for item in value]
-        changed = any(a is not b for a, b in zip(items, value, strict=True))
-        return type(value)(items) if changed else value
-    if isinstance(value, BaseModel):
-        attributes = {name: getattr(value, name) for name in type(value).model_fields}
-    else:
-        attributes = dict(getattr(value, "__dict__", {}))
-    update = {}
-    for name, item in attributes.items():
-        rebound = _rebind(item, config, blocking, depth + 1)
-        if rebound is not item:
-            update[name] = rebound
-    if not update:
-        return value
-    if isinstance(value, BaseModel):
-        return value.model_copy(update=update)
-    clone = copy.copy(value)
-    vars(clone).update(update)  # also fine for frozen dataclasses; no __init__ side effects
-    return clone
-
-
-def bind_to_run(
-    strategy: SearchStrategy, config: RunnableConfig, problem: Problem, *, blocking: bool
-) -> SearchStrategy:
-    """A copy of ``strategy`` whose model calls are children of the run ``config`` belongs to.
-
-    ``blocking`` is set on the sync paths: chat models are then called through their sync API
-    on worker threads (see :attr:`LangChainSolver.blocking`).
-    """
-    update: dict[str, Any] = {
-        "solver": _rebind(strategy.solver, config, blocking),
-        "verifier": _rebind(strategy.verifier, config, blocking),
-    }
-    if problem.system_prompt is not None:
-        update["system_prompt"] = problem.system_prompt
-    return strategy.model_copy(update=update)
-
-
-def strategy_settings(strategy_class: type[SearchStrategy]) -> list[str]:
-    """The keyword arguments of a strategy other than its solver and verifier."""
-    return [name for name in strategy_class.model_fields if name not in _STRATEGY_PARTS]
+    return strategies.build_strategy(
+        strategy, coerce_solver=coerce_solver, coerce_verifier=coerce_verifier, **kwargs
+    )
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -250,16 +177,22 @@ async def run_search(
 ) -> SearchResult:
     """Run ``strategy`` as part of the run ``config`` belongs to.
 
-    Model calls become children of that run, and every progress event is dispatched as a
-    LangChain custom event named ``"sal." + event.kind`` with the sal event as its data (seen by
-    ``astream_events`` and by callback handlers' ``on_custom_event``).
+    For the duration of the search ``config`` is the current run (a context variable, see
+    :mod:`langchain_sal._run`), so every chat-model call the search makes, the judge's included,
+    is a child of that run; ``blocking`` (the sync entry points) has them use the models' sync
+    API on worker threads. A system prompt that came with the problem replaces the strategy's.
+    Every progress event is dispatched as a LangChain custom event named
+    ``"sal." + event.kind`` with the sal event as its data (seen by ``astream_events`` and by
+    callback handlers' ``on_custom_event``).
     """
-    bound = bind_to_run(strategy, config, problem, blocking=blocking)
+    if problem.system_prompt is not None:
+        strategy = strategy.model_copy(update={"system_prompt": problem.system_prompt})
     result: SearchResult | None = None
-    async for event in bound.astream(problem.text):
-        await _dispatch(event, config)
-        if isinstance(event, SearchFinished):
-            result = event.result
+    with bound_to_run(config, blocking=blocking):
+        async for event in strategy.astream(problem.text):
+            await _dispatch(event, config)
+            if isinstance(event, SearchFinished):
+                result = event.result
     if result is None:  # pragma: no cover - the driver always ends with SearchFinished
         raise AssertionError("the search ended without a result")
     return result

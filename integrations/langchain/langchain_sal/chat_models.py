@@ -27,20 +27,13 @@ from langchain_core.runnables import (
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
-from sal_plugins.adapters import run_sync
 from sal_plugins.errors import ConfigError
 from sal_plugins.openai_wire import cut_at_stop
-from sal_plugins.strategies import SearchStrategy, strategy_class
+from sal_plugins.strategies import SearchStrategy, strategy_settings
+from sal_plugins.sync import run_sync
 
 from langchain_sal._errors import translate_error
-from langchain_sal._search import (
-    adapt_solver,
-    adapt_verifier,
-    parse_input,
-    run_search,
-    search_message,
-    strategy_settings,
-)
+from langchain_sal._search import build_strategy, parse_input, run_search, search_message
 from langchain_sal.solvers import LangChainSolver, without_streaming
 
 __all__ = ["EXTRACTION_PROMPT", "TOOL_DECISION_TAGS", "SearchChatModel"]
@@ -162,12 +155,8 @@ class SearchChatModel(BaseChatModel):
         self._strategy = self._build({})
 
     def _build(self, overrides: dict[str, Any]) -> SearchStrategy:
-        cls = strategy_class(self.strategy)
-        return cls(
-            solver=adapt_solver(self.solver),
-            verifier=adapt_verifier(self.verifier),
-            **{**self.strategy_kwargs, **overrides},
-        )
+        settings = {**self.strategy_kwargs, **overrides}
+        return build_strategy(self.strategy, solver=self.solver, verifier=self.verifier, **settings)
 
     @property
     def _llm_type(self) -> str:

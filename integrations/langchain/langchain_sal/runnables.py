@@ -16,20 +16,19 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SkipValidation, ValidationError
 from pydantic import create_model as _create_model
-from sal_plugins.adapters import run_sync
 from sal_plugins.errors import ConfigError
 from sal_plugins.results import SearchResult
-from sal_plugins.strategies import DVTS, BeamSearch, BestOfN, SearchStrategy, SelfRevision
-
-from langchain_sal._search import (
-    Output,
-    adapt_solver,
-    adapt_verifier,
-    parse_input,
-    run_search,
-    shape_output,
+from sal_plugins.strategies import (
+    DVTS,
+    BeamSearch,
+    BestOfN,
+    SearchStrategy,
+    SelfRevision,
     strategy_settings,
 )
+from sal_plugins.sync import run_sync
+
+from langchain_sal._search import Output, build_strategy, parse_input, run_search, shape_output
 
 __all__ = [
     "BeamSearchRunnable",
@@ -85,9 +84,10 @@ class SearchRunnable(RunnableSerializable[Any, Any]):
             raise ConfigError(
                 f"{type(self).__name__}: unknown call arguments {unknown} (pass strategy settings)"
             )
-        return self.strategy_class(
-            solver=adapt_solver(self.solver),
-            verifier=adapt_verifier(self.verifier),
+        return build_strategy(
+            self.strategy_class.name,
+            solver=self.solver,
+            verifier=self.verifier,
             **{**settings, **overrides},
         )
 

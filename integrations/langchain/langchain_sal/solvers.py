@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.outputs import ChatGeneration
 from langchain_core.runnables import RunnableConfig, ensure_config
 from sal_plugins.errors import ConfigError
-from sal_plugins.openai_wire import cut_at_stop
+from sal_plugins.openai_wire import VLLM_CONTINUE, cut_at_stop, logprobs_of, stop_kind_in
 from sal_plugins.solvers.base import (
     ContinuationMode,
     Generation,
@@ -26,6 +26,7 @@ from sal_plugins.solvers.fanout import fan_out
 from sal_plugins.solvers.prompts import ChatMessage, chat_messages
 
 from langchain_sal._errors import translate_error
+from langchain_sal._run import current_run
 
 __all__ = ["CANDIDATE_TAGS", "PREFILL_PROVIDERS", "LangChainSolver"]
 
@@ -47,9 +48,6 @@ _ROLES: dict[str, type[BaseMessage]] = {
     "user": HumanMessage,
     "assistant": AIMessage,
 }
-_LENGTH = frozenset({"length", "max_tokens", "MAX_TOKENS", "model_length"})
-_END = frozenset({"end_turn", "eos", "eos_token", "complete"})
-_DELIMITER = frozenset({"stop_sequence"})
 
 
 def _langchain_messages(messages: Sequence[ChatMessage]) -> list[BaseMessage]:
@@ -64,39 +62,14 @@ def _text(message: BaseMessage) -> str:
 
 
 def stop_kind(metadata: Mapping[str, Any], stop: Sequence[str], *, cut: bool) -> StopKind:
-    """Map a response's finish/stop reason to a :data:`~sal_plugins.solvers.base.StopKind`.
+    """A response's :data:`~sal_plugins.solvers.base.StopKind` (the core's one rule).
 
-    ``cut`` says a stop string was found in the text (and removed) on this side. A plain ``"stop"``
-    (OpenAI, llama.cpp, Gemini's ``"STOP"``) only means EOS when no stop string was requested;
-    otherwise it is ``"unknown"``, as the core's ``StopKind`` documents.
+    ``cut`` says a stop string was found in the text (and removed) on this side: the model ran
+    past it, so it ended a step.
     """
-    matched = metadata.get("stop_reason")
-    if cut or (isinstance(matched, str) and matched in stop):
-        return "delimiter"  # vLLM reports the matched stop string itself as stop_reason
-    reason = metadata.get("finish_reason") or matched or metadata.get("done_reason")
-    if reason in _LENGTH:
-        return "length"
-    if reason in _DELIMITER:
+    if cut:
         return "delimiter"
-    if reason in _END:
-        return "end"
-    if isinstance(reason, str) and reason.lower() == "stop":
-        return "unknown" if stop else "end"
-    return "unknown"
-
-
-def _logprobs(
-    metadata: Mapping[str, Any],
-) -> tuple[tuple[float, ...] | None, tuple[dict[str, float], ...] | None]:
-    content = (metadata.get("logprobs") or {}).get("content") if metadata else None
-    if not content:
-        return None, None
-    tokens = tuple(float(item["logprob"]) for item in content)
-    tops = tuple(
-        {alt["token"]: float(alt["logprob"]) for alt in item.get("top_logprobs") or ()}
-        for item in content
-    )
-    return tokens, tops if any(tops) else None
+    return stop_kind_in(metadata, stops_requested=bool(stop))
 
 
 def _usage(generations: Sequence[ChatGeneration]) -> tuple[int, int]:
@@ -186,9 +159,10 @@ class LangChainSolver:
             ``"auto"`` picks ``"native"`` for the providers in :data:`PREFILL_PROVIDERS`.
         n_mode: ``"auto"`` (use ``n`` if the model has the parameter, fall back to fan-out when a
             response has fewer choices), ``"native"`` or ``"fan_out"``.
-        config: the run config whose callbacks, tags and metadata every call carries (the search
-            integrations bind it per run with :meth:`with_config`); without one, the config of the
-            LangChain run the search executes in, if any.
+        config: the run config whose callbacks, tags and metadata every call carries; without
+            one, the config of the LangChain run the search executes in, if any. Inside a search
+            run by a runnable or ``SearchChatModel``, that run's config and ``blocking`` apply
+            (see :mod:`langchain_sal._run`).
         tags: tags added to every call (by default :data:`CANDIDATE_TAGS`).
         disable_sdk_retries: switch off the model's SDK retries (the search driver retries).
         continue_final_message: for ``ChatOpenAI`` against vLLM: continue the partial solution
@@ -296,11 +270,7 @@ class LangChainSolver:
         kwargs = {k: v for k, v in wanted.items() if self._declares(k)}
         if self.continue_final_message and request.prefix_steps:
             extra = getattr(self.chat_model, "extra_body", None) or {}
-            kwargs["extra_body"] = {
-                **extra,
-                "continue_final_message": True,
-                "add_generation_prompt": False,
-            }
+            kwargs["extra_body"] = {**extra, **VLLM_CONTINUE}
         if n > 1:
             kwargs["n"] = n
             kwargs["stream"] = False  # a streamed response carries one choice only
@@ -322,7 +292,9 @@ class LangChainSolver:
     async def _call(
         self, messages: list[BaseMessage], request: GenerationRequest, n: int, seed: int | None
     ) -> tuple[list[Generation], tuple[int, int]]:
-        config = ensure_config(self.config)
+        run = current_run()  # the runnable's run, when a runnable's search makes this call
+        config = ensure_config(run.config if run is not None else self.config)
+        blocking = run.blocking if run is not None else self.blocking
         stop = list(request.stop) or None
         arguments: dict[str, Any] = {
             "stop": stop,
@@ -332,7 +304,7 @@ class LangChainSolver:
             **self._call_kwargs(request, n, seed),
         }
         try:
-            if self.blocking:
+            if blocking:
                 result = await asyncio.to_thread(self.chat_model.generate, [messages], **arguments)
             else:
                 result = await self.chat_model.agenerate([messages], **arguments)
@@ -345,7 +317,7 @@ class LangChainSolver:
         message = generation.message
         metadata = {**(generation.generation_info or {}), **message.response_metadata}
         text, cut = cut_at_stop(_text(message), request.stop)
-        tokens, tops = _logprobs(metadata) if request.logprobs else (None, None)
+        tokens, tops = logprobs_of(metadata.get("logprobs")) if request.logprobs else (None, None)
         return Generation(
             text=text,
             stop_kind=stop_kind(metadata, request.stop, cut=cut),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from llama_index.core.base.llms.types import (
@@ -24,18 +25,21 @@ from llama_index.core.llms.llm import LLM, ToolSelection
 from llama_index.core.prompts import BasePromptTemplate, PromptTemplate
 from llama_index.core.tools import BaseTool
 from pydantic import BaseModel, Field
+from sal_plugins.conversation import Problem
 from sal_plugins.errors import ConfigError
 from sal_plugins.results import SearchResult
 from sal_plugins.strategies import SearchStrategy
+from sal_plugins.sync import run_sync
 
 from llama_index_sal._strategy import (
-    Output,
+    TextOutput,
     build_strategy,
     check_output,
     output_text,
     problem_from_messages,
     raw_response,
     result_metadata,
+    search_for,
 )
 from llama_index_sal.solver import LlamaIndexSolver
 
@@ -90,16 +94,23 @@ class SearchLLM(FunctionCallingLLM):
     meaningful partial text before it selects a solution). Per-call keyword arguments
     (``temperature=...``) are ignored: the strategy's settings apply.
 
-    Chat: a single user turn is the problem; a longer conversation becomes a transcript
-    (``User: ...``, ``Assistant: ...``, ``Tool: ...``), and the caller's system messages are
-    prepended as context. The search's own ``system_prompt`` still instructs the solver.
+    Chat: the conversation is read by the same rule as every sal chat surface
+    (:func:`sal_plugins.conversation.problem_from_conversation`): the last user message is the
+    problem, followed by the results of the tool calls made after it (``- add(a=2, b=2): 4``);
+    the caller's system messages become the solver's system prompt, replacing the strategy's
+    ``system_prompt``. Earlier turns are not part of the problem. (Earlier versions sent the
+    whole conversation as a transcript; put what the search must see in the last user
+    message.)
 
     Agents (``FunctionAgent``, ``AgentWorkflow``): when the solver is a function-calling LLM
     (``OpenAI``, ``OpenAILike(is_function_calling_model=True)``, ...), so is this one. Each
     ``achat_with_tools`` call first lets the solver LLM, with the tools, decide: its tool calls
     are returned as they are, and only when it answers instead does the search run, on the
-    conversation so far (tool results included). The search is spent on answers, not on
-    choosing tools; the decision's tokens are not in the search's usage.
+    last user message and the results of the tool calls made after it. The search is spent on
+    answers, not on choosing tools; the decision's tokens are not in the search's usage.
+
+    Every sync method runs its async twin's body (on a fresh event loop, or a worker thread
+    inside a running loop), so the two cannot drift apart.
 
     Structured output (``structured_predict``, ``as_structured_llm``) searches first, then one
     more call of the solver LLM fills the schema in from the winning solution.
@@ -116,13 +127,13 @@ class SearchLLM(FunctionCallingLLM):
     """
 
     search: SearchStrategy = Field(exclude=True)
-    output: Output = "text"
+    output: TextOutput = "text"
 
     def __init__(
         self,
         strategy: str | SearchStrategy = "best_of_n",
         *,
-        output: Output = "text",
+        output: TextOutput = "text",
         callback_manager: CallbackManager | None = None,
         **kwargs: Any,
     ) -> None:
@@ -175,16 +186,13 @@ class SearchLLM(FunctionCallingLLM):
         """Search on the prompt, then have the solver's LLM fill ``output_cls`` in.
 
         The prompt (formatted with ``prompt_args``) is the problem. One more call of the solver
-        LLM (its own ``structured_predict``) reads the problem and the selected solution under
+        LLM (its own ``astructured_predict``) reads the problem and the selected solution under
         :data:`EXTRACTION_TEMPLATE`. This also serves ``as_structured_llm`` and programs built on
         this LLM, so structured output never skips the search.
         """
-        llm = self._extractor()
-        result = self.search.run(_prompt_problem(prompt, prompt_args))
-        filled: Model = llm.structured_predict(
-            output_cls, EXTRACTION_TEMPLATE, llm_kwargs=llm_kwargs, **_extraction_args(result)
+        return run_sync(
+            lambda: self._astructured_predict(output_cls, prompt, llm_kwargs, prompt_args)
         )
-        return filled
 
     async def astructured_predict(
         self,
@@ -194,12 +202,7 @@ class SearchLLM(FunctionCallingLLM):
         **prompt_args: Any,
     ) -> Model:
         """Async :meth:`structured_predict`."""
-        llm = self._extractor()
-        result = await self.search.arun(_prompt_problem(prompt, prompt_args))
-        filled: Model = await llm.astructured_predict(
-            output_cls, EXTRACTION_TEMPLATE, llm_kwargs=llm_kwargs, **_extraction_args(result)
-        )
-        return filled
+        return await self._astructured_predict(output_cls, prompt, llm_kwargs, prompt_args)
 
     def stream_structured_predict(
         self,
@@ -211,7 +214,9 @@ class SearchLLM(FunctionCallingLLM):
         """:meth:`structured_predict` when iterated; yields the finished object once."""
 
         def stream() -> Generator[Model, None, None]:
-            yield self.structured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
+            yield run_sync(
+                lambda: self._astructured_predict(output_cls, prompt, llm_kwargs, prompt_args)
+            )
 
         return stream()
 
@@ -225,9 +230,23 @@ class SearchLLM(FunctionCallingLLM):
         """Async :meth:`stream_structured_predict`."""
 
         async def stream() -> AsyncGenerator[Model, None]:
-            yield await self.astructured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
+            yield await self._astructured_predict(output_cls, prompt, llm_kwargs, prompt_args)
 
         return stream()
+
+    async def _astructured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None,
+        prompt_args: dict[str, Any],
+    ) -> Model:
+        llm = self._extractor()
+        result = await self._asearch(problem_from_messages(prompt.format_messages(**prompt_args)))
+        filled: Model = await llm.astructured_predict(
+            output_cls, EXTRACTION_TEMPLATE, llm_kwargs=llm_kwargs, **_extraction_args(result)
+        )
+        return filled
 
     # --- tools --------------------------------------------------------------------------------
 
@@ -281,20 +300,8 @@ class SearchLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> ChatResponse:
         """The solver LLM's tool calls, or, when it answers instead, the search's answer."""
-        llm = self._require_tool_llm()
-        decision = llm.chat_with_tools(
-            tools,
-            user_msg=user_msg,
-            chat_history=chat_history,
-            verbose=verbose,
-            allow_parallel_tool_calls=allow_parallel_tool_calls,
-            **_required(tool_required),
-            **kwargs,
-        )
-        if llm.get_tool_calls_from_response(decision, error_on_no_tool_call=False):
-            return decision
-        answer: ChatResponse = self.chat(_conversation(user_msg, chat_history))
-        return answer
+        call = _ToolChat(tools, user_msg, chat_history, verbose, allow_parallel_tool_calls)
+        return run_sync(lambda: self._achat_with_tools(call, tool_required, kwargs))
 
     async def achat_with_tools(
         self,
@@ -307,20 +314,8 @@ class SearchLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> ChatResponse:
         """Async :meth:`chat_with_tools`."""
-        llm = self._require_tool_llm()
-        decision = await llm.achat_with_tools(
-            tools,
-            user_msg=user_msg,
-            chat_history=chat_history,
-            verbose=verbose,
-            allow_parallel_tool_calls=allow_parallel_tool_calls,
-            **_required(tool_required),
-            **kwargs,
-        )
-        if llm.get_tool_calls_from_response(decision, error_on_no_tool_call=False):
-            return decision
-        answer: ChatResponse = await self.achat(_conversation(user_msg, chat_history))
-        return answer
+        call = _ToolChat(tools, user_msg, chat_history, verbose, allow_parallel_tool_calls)
+        return await self._achat_with_tools(call, tool_required, kwargs)
 
     def stream_chat_with_tools(
         self,
@@ -333,18 +328,10 @@ class SearchLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> ChatResponseGen:
         """:meth:`chat_with_tools` when iterated; yields the response as one chunk."""
+        call = _ToolChat(tools, user_msg, chat_history, verbose, allow_parallel_tool_calls)
 
         def stream() -> Generator[ChatResponse, None, None]:
-            response = self.chat_with_tools(
-                tools,
-                user_msg=user_msg,
-                chat_history=chat_history,
-                verbose=verbose,
-                allow_parallel_tool_calls=allow_parallel_tool_calls,
-                tool_required=tool_required,
-                **kwargs,
-            )
-            yield response.model_copy(update={"delta": response.message.content or ""})
+            yield _chat_chunk(run_sync(lambda: self._achat_with_tools(call, tool_required, kwargs)))
 
         return stream()
 
@@ -359,20 +346,30 @@ class SearchLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> ChatResponseAsyncGen:
         """Async :meth:`stream_chat_with_tools` (what ``FunctionAgent`` calls when streaming)."""
+        call = _ToolChat(tools, user_msg, chat_history, verbose, allow_parallel_tool_calls)
 
         async def stream() -> AsyncGenerator[ChatResponse, None]:
-            response = await self.achat_with_tools(
-                tools,
-                user_msg=user_msg,
-                chat_history=chat_history,
-                verbose=verbose,
-                allow_parallel_tool_calls=allow_parallel_tool_calls,
-                tool_required=tool_required,
-                **kwargs,
-            )
-            yield response.model_copy(update={"delta": response.message.content or ""})
+            yield _chat_chunk(await self._achat_with_tools(call, tool_required, kwargs))
 
         return stream()
+
+    async def _achat_with_tools(
+        self, call: _ToolChat, tool_required: bool, kwargs: dict[str, Any]
+    ) -> ChatResponse:
+        llm = self._require_tool_llm()
+        decision = await llm.achat_with_tools(
+            call.tools,
+            user_msg=call.user_msg,
+            chat_history=call.chat_history,
+            verbose=call.verbose,
+            allow_parallel_tool_calls=call.allow_parallel_tool_calls,
+            **_required(tool_required),
+            **kwargs,
+        )
+        if llm.get_tool_calls_from_response(decision, error_on_no_tool_call=False):
+            return decision
+        answer: ChatResponse = await self.achat(_conversation(call.user_msg, call.chat_history))
+        return answer
 
     def get_tool_calls_from_response(
         self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
@@ -392,14 +389,14 @@ class SearchLLM(FunctionCallingLLM):
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         """Run the search on ``prompt``."""
-        return self._completion(self.search.run(prompt))
+        return run_sync(lambda: self._acomplete(prompt))
 
     @llm_completion_callback()
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
         """Run the search on ``prompt`` without blocking the event loop."""
-        return self._completion(await self.search.arun(prompt))
+        return await self._acomplete(prompt)
 
     @llm_completion_callback()
     def stream_complete(
@@ -408,8 +405,7 @@ class SearchLLM(FunctionCallingLLM):
         """Run the search on ``prompt`` when iterated; yields the final text as one chunk."""
 
         def stream() -> Generator[CompletionResponse, None, None]:
-            response = self._completion(self.search.run(prompt))
-            yield response.model_copy(update={"delta": response.text})
+            yield _completion_chunk(run_sync(lambda: self._acomplete(prompt)))
 
         return stream()
 
@@ -420,31 +416,36 @@ class SearchLLM(FunctionCallingLLM):
         """Async :meth:`stream_complete`."""
 
         async def stream() -> AsyncGenerator[CompletionResponse, None]:
-            response = self._completion(await self.search.arun(prompt))
-            yield response.model_copy(update={"delta": response.text})
+            yield _completion_chunk(await self._acomplete(prompt))
 
         return stream()
+
+    async def _acomplete(self, prompt: str) -> CompletionResponse:
+        result = await self._asearch(Problem(prompt))
+        return CompletionResponse(
+            text=output_text(result, self.output),
+            raw=raw_response(result),
+            additional_kwargs=result_metadata(result),
+        )
 
     # --- chat ---------------------------------------------------------------------------------
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Run the search on the problem the conversation poses."""
-        return self._chat(self.search.run(problem_from_messages(messages)))
+        return run_sync(lambda: self._achat(messages))
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Async :meth:`chat`."""
-        return self._chat(await self.search.arun(problem_from_messages(messages)))
+        return await self._achat(messages)
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Run the search when iterated; yields the final message as one chunk."""
-        problem = problem_from_messages(messages)
 
         def stream() -> Generator[ChatResponse, None, None]:
-            response = self._chat(self.search.run(problem))
-            yield response.model_copy(update={"delta": response.message.content})
+            yield _chat_chunk(run_sync(lambda: self._achat(messages)))
 
         return stream()
 
@@ -453,32 +454,43 @@ class SearchLLM(FunctionCallingLLM):
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         """Async :meth:`stream_chat`."""
-        problem = problem_from_messages(messages)
 
         async def stream() -> AsyncGenerator[ChatResponse, None]:
-            response = self._chat(await self.search.arun(problem))
-            yield response.model_copy(update={"delta": response.message.content})
+            yield _chat_chunk(await self._achat(messages))
 
         return stream()
 
-    # --- responses ----------------------------------------------------------------------------
-
-    def _completion(self, result: SearchResult) -> CompletionResponse:
-        return CompletionResponse(
-            text=output_text(result, self.output),
-            raw=raw_response(result),
-            additional_kwargs=result_metadata(result),
-        )
-
-    def _chat(self, result: SearchResult) -> ChatResponse:
+    async def _achat(self, messages: Sequence[ChatMessage]) -> ChatResponse:
+        result = await self._asearch(problem_from_messages(messages, self._tool_llm()))
         message = ChatMessage(role=MessageRole.ASSISTANT, content=output_text(result, self.output))
         return ChatResponse(
             message=message, raw=raw_response(result), additional_kwargs=result_metadata(result)
         )
 
+    # --- the search ---------------------------------------------------------------------------
 
-def _prompt_problem(prompt: BasePromptTemplate, prompt_args: dict[str, Any]) -> str:
-    return problem_from_messages(prompt.format_messages(**prompt_args))
+    async def _asearch(self, problem: Problem) -> SearchResult:
+        """The one search every method runs (a system prompt that came with it applies)."""
+        return await search_for(self.search, problem).arun(problem.text)
+
+
+@dataclass(frozen=True)
+class _ToolChat:
+    """The arguments of a ``chat_with_tools`` call that go to the solver LLM as they are."""
+
+    tools: Sequence[BaseTool]
+    user_msg: str | ChatMessage | None
+    chat_history: list[ChatMessage] | None
+    verbose: bool
+    allow_parallel_tool_calls: bool
+
+
+def _completion_chunk(response: CompletionResponse) -> CompletionResponse:
+    return response.model_copy(update={"delta": response.text})
+
+
+def _chat_chunk(response: ChatResponse) -> ChatResponse:
+    return response.model_copy(update={"delta": response.message.content or ""})
 
 
 def _extraction_args(result: SearchResult) -> dict[str, str]:

@@ -13,7 +13,7 @@ from sal_plugins.results import SearchResult
 from sal_plugins.strategies import SearchStrategy
 
 from llama_index_sal._strategy import (
-    Output,
+    TextOutput,
     build_strategy,
     check_output,
     output_text,
@@ -23,7 +23,7 @@ from llama_index_sal._strategy import (
 __all__ = ["SearchQueryEngine", "search_response"]
 
 
-def search_response(result: SearchResult, output: Output = "text") -> Response:
+def search_response(result: SearchResult, output: TextOutput = "text") -> Response:
     """A LlamaIndex ``Response`` for a search result.
 
     ``response`` is the selected solution (or its answer, with ``output="answer"``);
@@ -80,13 +80,13 @@ class SearchQueryEngine(CustomQueryEngine):
     """
 
     search: SearchStrategy = Field(exclude=True)
-    output: Output = "text"
+    output: TextOutput = "text"
 
     def __init__(
         self,
         strategy: str | SearchStrategy = "best_of_n",
         *,
-        output: Output = "text",
+        output: TextOutput = "text",
         callback_manager: CallbackManager | None = None,
         **kwargs: Any,
     ) -> None:

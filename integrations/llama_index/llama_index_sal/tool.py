@@ -11,7 +11,7 @@ from sal_plugins.events import SearchFinished
 from sal_plugins.results import SearchResult
 from sal_plugins.strategies import SearchStrategy
 
-from llama_index_sal._strategy import Output, build_strategy, check_output, output_text
+from llama_index_sal._strategy import TextOutput, build_strategy, check_output, output_text
 from llama_index_sal.events import SearchProgressEvent
 
 __all__ = ["search_tool"]
@@ -24,7 +24,7 @@ def search_tool(
     *,
     name: str = DEFAULT_TOOL_NAME,
     description: str | None = None,
-    output: Output = "text",
+    output: TextOutput = "text",
     return_direct: bool = False,
     **kwargs: Any,
 ) -> FunctionTool:

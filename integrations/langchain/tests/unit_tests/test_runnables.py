@@ -93,7 +93,7 @@ def test_system_messages_become_the_system_prompt() -> None:
     ("value", "message"),
     [
         ({"text": PROBLEM}, "no 'problem'"),
-        ([("system", "Be brief.")], "no human message"),
+        ([("system", "Be brief.")], "no user message"),
         (42, "cannot read a problem"),
         ("   ", "empty"),
     ],

@@ -84,7 +84,7 @@ async def test_async_streaming_yields_the_final_text() -> None:
     assert isinstance(chat_chunks[-1].raw, SearchResult)
 
 
-def test_the_problem_comes_from_the_conversation() -> None:
+def test_the_problem_is_the_last_user_message_and_system_messages_the_system_prompt() -> None:
     solver = ScriptedSolver(SOLUTIONS)
     llm = search_llm(solver)
 
@@ -98,12 +98,12 @@ def test_the_problem_comes_from_the_conversation() -> None:
         ]
     )
 
-    problems = [r.problem for r in solver.requests]
-    assert problems[0] == PROBLEM
-    assert problems[-1] == (
-        "Be brief.\n\nUser: I have 2 apples.\n\nAssistant: Noted.\n\n"
-        "User: I get 2 more. How many now?"
-    )
+    # The one rule of every sal chat surface: the last user message is the problem and system
+    # messages become the system prompt. (Up to 0.1 the whole transcript was the problem.)
+    first, last = solver.requests[0], solver.requests[-1]
+    assert (first.problem, first.system_prompt) == (PROBLEM, llm.search.system_prompt)
+    assert (last.problem, last.system_prompt) == ("I get 2 more. How many now?", "Be brief.")
+    assert llm.search.system_prompt != "Be brief."  # the configured strategy is left alone
 
 
 def test_metadata_names_the_search_and_borrows_the_context_window() -> None:

@@ -45,7 +45,7 @@ async def test_a_tool_call_is_returned_without_a_search() -> None:
     assert len(solver.calls) == 1  # the decision only
 
 
-async def test_an_answer_runs_the_search_on_the_conversation_with_its_tool_results() -> None:
+async def test_an_answer_runs_the_search_on_the_question_and_its_tool_results() -> None:
     solver = ToolCallingLLM(decisions=[[]], solutions=[RIGHT])
     history = [
         ChatMessage(role=MessageRole.USER, content=PROBLEM),
@@ -62,7 +62,8 @@ async def test_an_answer_runs_the_search_on_the_conversation_with_its_tool_resul
     assert decision[0] == history
     assert len(candidates) == 2
     problem = candidates[0][0][-1].content
-    assert PROBLEM in problem and "Tool: 4" in problem
+    assert f"{PROBLEM}\n\nTool calls made for this question and their results:\n" in problem
+    assert "- add(a=2, b=2): 4" in problem
 
 
 def test_sync_and_streaming_tool_calls() -> None:
@@ -91,7 +92,7 @@ async def test_function_agent_calls_the_tool_then_answers_with_the_search(stream
     assert output.tool_calls[0].tool_output.raw_output == 4
     assert "\\boxed{4}" in str(output.response.content)
     searched = solver.calls[-1][0][-1].content
-    assert "Tool: 4" in searched
+    assert "- add(a=2, b=2): 4" in searched
 
 
 class Answer(BaseModel):
