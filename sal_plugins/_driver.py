@@ -173,7 +173,15 @@ class SearchDriver:
             for request, seed in zip(batch, seeds, strict=True)
         ]
         deadline = self._seconds_left()
-        done, pending = await asyncio.wait(tasks, timeout=deadline)
+        try:
+            done, pending = await asyncio.wait(tasks, timeout=deadline)
+        except asyncio.CancelledError:
+            # The caller gave up (a client disconnected, a task was cancelled): so do the
+            # requests; asyncio.wait leaves them running otherwise.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         for task in pending:
             task.cancel()
         if pending:

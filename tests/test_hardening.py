@@ -304,3 +304,23 @@ def test_the_fault_policy_loop_does_not_sleep_after_the_last_try() -> None:
     with pytest.raises(TransientError):
         asyncio.run(main())
     assert attempts == 3 and slept == [0.01, 0.01]
+
+
+async def test_cancelling_a_search_cancels_its_requests_in_flight() -> None:
+    started, finished = asyncio.Event(), []
+
+    class Slow(ScriptedSolver):
+        async def generate(self, request: GenerationRequest) -> SolverResponse:
+            started.set()
+            await asyncio.sleep(30)
+            finished.append(request)
+            return await super().generate(request)
+
+    search = sal.BestOfN(solver=Slow([RIGHT]), n=2, seed=0)
+    task = asyncio.ensure_future(search.arun(PROBLEM))
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert pending == [] and finished == []  # the request task was left running, for 30 s
