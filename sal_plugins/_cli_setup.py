@@ -81,10 +81,10 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY)")
     group.add_argument(
         "--transport",
-        choices=("auto", "aiohttp", "httpx"),
+        choices=("auto", "direct", "aiohttp", "httpx"),
         default="auto",
-        help="HTTP stack for --base-url (auto: aiohttp when installed, which costs less CPU per "
-        "request at large N)",
+        help="how requests to --base-url are sent (auto: direct over aiohttp when installed, "
+        "the least CPU per request at large N)",
     )
     group.add_argument("--prm-url", help="vLLM /pooling process reward model server root")
     group.add_argument("--prm-model", help="model name of the PRM (required with --prm-url)")
@@ -169,7 +169,8 @@ def _build_solver(args: argparse.Namespace) -> tuple[Solver, bool, str]:
     return embedded_solver(), True, "embedded:SmolLM2-135M-Instruct"
 
 
-def _build_verifier(args: argparse.Namespace) -> tuple[Verifier | None, str]:
+def build_verifier(args: argparse.Namespace) -> tuple[Verifier | None, str]:
+    """The verifier the flags ask for (``--prm-url``/``--verifier``), and its description."""
     if args.verifier_factory:
         return _call_factory(args.verifier_factory), args.verifier_factory
     if args.prm_url or args.prm_model:
@@ -192,7 +193,7 @@ def _build_verifier(args: argparse.Namespace) -> tuple[Verifier | None, str]:
 
 def build_components(args: argparse.Namespace) -> Components:
     """The solver and verifier the flags ask for (the embedded model when none is named)."""
-    verifier, verifier_name = _build_verifier(args)
+    verifier, verifier_name = build_verifier(args)
     solver, embedded, solver_name = _build_solver(args)
     return Components(
         solver, verifier, embedded, {"solver": solver_name, "verifier": verifier_name}

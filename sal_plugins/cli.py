@@ -1,4 +1,4 @@
-"""The ``sal`` command: ``sal run PROBLEM`` and ``sal eval DATASET``.
+"""The ``sal`` command: ``sal run PROBLEM``, ``sal eval DATASET`` and ``sal serve``.
 
 Exit codes: 0 success; 1 the search or evaluation failed at run time; 2 a usage mistake (bad flag,
 bad value, missing optional dependency), with a message that names the fix; 130 interrupted.
@@ -14,6 +14,7 @@ from typing import NoReturn
 from sal_plugins import __version__
 from sal_plugins._cli_eval import add_eval_parser
 from sal_plugins._cli_run import add_run_parser
+from sal_plugins._cli_serve import add_serve_parser
 from sal_plugins.errors import ConfigError, InputError, MissingDependencyError, SalError
 
 __all__ = ["build_parser", "main"]
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     add_run_parser(commands)
     add_eval_parser(commands)
+    add_serve_parser(commands)
     return parser
 
 
