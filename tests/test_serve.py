@@ -420,3 +420,106 @@ def test_sal_serve_with_no_flags_serves_the_embedded_model() -> None:
     assert "smollm2" in models and "beam_search:smollm2" in models
     assert answer.choices[0].message.content
     assert (answer.model_extra or {})["sal"]["usage"]["generation_calls"] >= 2
+
+
+# --- tools: the upstream decides, its tool calls come back as it sent them -------------------
+
+TOOL_CALL_BODY = (
+    b'{"id":"chatcmpl-up","object":"chat.completion","created":1,"model":"fake",'
+    b'"choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant",'
+    b'"content":null,"tool_calls":[{"id":"call_1","type":"function","function":'
+    b'{"name":"add","arguments":"{\\"a\\": 23, \\"b\\": 48}"}}]}}],'
+    b'"usage":{"prompt_tokens":5,"completion_tokens":5,"total_tokens":10}}'
+)
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "add",
+            "description": "Add two numbers.",
+            "parameters": {
+                "type": "object",
+                "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+            },
+        },
+    }
+]
+
+
+@contextlib.contextmanager
+def tool_calling_upstream(root: str) -> Iterator[str]:
+    """Answers a request with tools and no tool result yet by calling ``add``; else forwards."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def chat(request: Request) -> Response:
+        body = await request.json()
+        answered = any(m.get("role") == "tool" for m in body["messages"])
+        if body.get("tools") and not answered:
+            return Response(TOOL_CALL_BODY, media_type="application/json")
+        body.pop("tools", None)
+        body.pop("tool_choice", None)
+        async with httpx.AsyncClient() as http:
+            upstream = await http.post(f"{root}/v1/chat/completions", json=body)
+        return Response(upstream.content, media_type="application/json")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_tool_calls_come_back_as_the_upstream_sent_them(upstream: str) -> None:
+    with tool_calling_upstream(upstream) as tools_url:
+        settings = settings_for(upstream, upstream_url=tools_url)
+        with serving(settings) as (url, _):
+            raw = httpx.post(
+                f"{url}/chat/completions",
+                json={"model": "best_of_n:fake", "messages": MESSAGES, "tools": TOOLS},
+            )
+            streamed = list(
+                client(url).chat.completions.create(
+                    model="best_of_n:fake",
+                    messages=MESSAGES,
+                    tools=TOOLS,
+                    stream=True,  # type: ignore[arg-type]
+                )
+            )
+            answered = client(url).chat.completions.create(
+                model="best_of_n:fake",
+                tools=TOOLS,  # type: ignore[arg-type]
+                messages=[
+                    *MESSAGES,
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "add", "arguments": '{"a": 23, "b": 48}'},
+                            }
+                        ],
+                    },
+                    {"role": "tool", "tool_call_id": "call_1", "content": "71"},
+                ],  # type: ignore[list-item]
+                extra_body={"sal": {"n": 2}},
+            )
+    assert raw.content == TOOL_CALL_BODY  # byte-faithful
+    calls = [
+        c.choices[0].delta.tool_calls
+        for c in streamed
+        if c.choices and c.choices[0].delta.tool_calls
+    ]
+    assert calls and calls[0][0].function.name == "add"  # type: ignore[union-attr,index]
+    assert answered.choices[0].message.content  # after the tool result, an answer is searched
+    assert (answered.model_extra or {})["sal"]["strategy"] == "best_of_n"

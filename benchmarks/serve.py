@@ -1,0 +1,166 @@
+"""Serve: ``sal serve`` under a bounded loopback load vs. the same searches run in-process.
+
+A latency-injected fake upstream (benchmarks/fake_server.py: 0.2 s per generation, 0.05 s per PRM
+call) serves both. The same C concurrent best-of-N searches (default settings, ``n=4``, one seed
+per request) run first in-process (``asyncio.gather`` over ``arun``), then through ``sal serve``
+(a child process, as deployed) with the ``openai`` async client. Printed: throughput, p50/p99
+latency, errors, the proxy's p50 as a ratio to in-process, and the server's resident memory after
+each repeat (flat means no leak). Bounded: ``--requests`` per wave, ``--repeats`` waves.
+
+Run: ``python benchmarks/serve.py`` (about a minute). Prints a Markdown table; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import openai
+from _server import fake_server
+
+import sal_plugins as sal
+from sal_plugins.solvers import OpenAISolver
+from sal_plugins.verifiers import PoolingPRM
+
+PROBLEM = "Tom has {a} apples and buys {b} more. How many apples does he have?"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def sal_serve(root: str) -> Iterator[tuple[str, int]]:
+    """``sal serve`` in front of the fake server; yields its ``/v1`` URL and its pid."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "sal_plugins.cli", "serve", "--port", str(port),
+            "--upstream", f"{root}/v1", "--upstream-model", "fake",
+            "--prm-url", root, "--prm-model", "fake-prm",
+            "--max-concurrency-per-key", "100000",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):  # at most ~30 s
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield f"{url}/v1", process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, from /proc (0 where there is none)."""
+    status = Path(f"/proc/{pid}/status")
+    if not status.exists():
+        return 0.0
+    for line in status.read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def problem(index: int) -> str:
+    return PROBLEM.format(a=10 + index % 50, b=20 + index % 30)
+
+
+async def timed(calls: list[Callable[[], Awaitable[object]]]) -> tuple[list[float], int, float]:
+    """Run the calls concurrently; their latencies, the error count and the wall time."""
+
+    async def one(call: Callable[[], Awaitable[object]]) -> float | None:
+        start = time.perf_counter()
+        try:
+            await call()
+        except Exception:
+            return None
+        return time.perf_counter() - start
+
+    start = time.perf_counter()
+    results = await asyncio.gather(*(one(c) for c in calls))
+    wall = time.perf_counter() - start
+    latencies = [r for r in results if r is not None]
+    return latencies, len(results) - len(latencies), wall
+
+
+def row(name: str, latencies: list[float], errors: int, wall: float, extra: str) -> str:
+    ordered = sorted(latencies) or [0.0]
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    throughput = len(latencies) / wall if wall else 0.0
+    return (
+        f"| {name} | {len(latencies) + errors} | {throughput:.1f} | "
+        f"{statistics.median(ordered):.3f} | {p99:.3f} | {errors} | {extra} |"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--n", type=int, default=4)
+    args = parser.parse_args()
+    with fake_server(0.2, 0.05) as root, sal_serve(root) as (url, pid):
+        solver = OpenAISolver(model="fake", base_url=f"{root}/v1", api_key="none")
+        prm = PoolingPRM(model="fake-prm", base_url=root)
+        client = openai.AsyncOpenAI(
+            base_url=url,
+            api_key="none",
+            max_retries=0,
+            timeout=120,
+            http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=1000), timeout=120),
+        )
+        print(
+            f"{args.requests} concurrent best-of-{args.n} searches per wave, {args.repeats} waves"
+        )
+        print("| path | requests | searches / s | p50 s | p99 s | errors | server RSS MiB |")
+        print("|---|---|---|---|---|---|---|")
+        ratios = []
+        for repeat in range(args.repeats):  # bounded
+            local = [
+                (
+                    lambda i=i: sal.BestOfN(solver=solver, verifier=prm, n=args.n, seed=i).arun(
+                        problem(i)
+                    )
+                )
+                for i in range(args.requests)
+            ]
+            in_process = await timed(local)  # type: ignore[arg-type]
+            remote = [
+                (
+                    lambda i=i: client.chat.completions.create(
+                        model="best_of_n:fake",
+                        messages=[{"role": "user", "content": problem(i)}],
+                        seed=i,
+                        extra_body={"sal": {"n": args.n}},
+                    )
+                )
+                for i in range(args.requests)
+            ]
+            proxied = await timed(remote)  # type: ignore[arg-type]
+            print(row(f"in-process #{repeat + 1}", *in_process, "-"))
+            print(row(f"sal serve #{repeat + 1}", *proxied, f"{rss_mib(pid):.0f}"), flush=True)
+            if in_process[0] and proxied[0]:
+                ratios.append(statistics.median(proxied[0]) / statistics.median(in_process[0]))
+        await client.close()
+    print(f"\np50 through sal serve / in-process: {', '.join(f'{r:.2f}' for r in ratios)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
