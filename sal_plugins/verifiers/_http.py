@@ -10,8 +10,12 @@ driver does. The API key never appears in a repr or an error message.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import ssl
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -81,12 +85,29 @@ class HTTPEndpoint:
         if self.timeout <= 0:
             raise ConfigError(f"{self.verifier}: timeout must be positive, got {self.timeout}")
 
-    def client(self) -> httpx.AsyncClient:
-        """A client for one scoring call (a fresh one per call: event loops do not share).
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The client of this endpoint on the running event loop, kept for the loop's lifetime.
 
-        The TLS context is built once per process: loading the CA bundle costs tens of
-        milliseconds, which would otherwise be paid on every scoring call of every round.
+        Connections are reused from one scoring call to the next (a fresh client per call paid
+        a TCP handshake and a pool each time); each event loop has its own clients, since
+        connections cannot cross loops, and they are closed when the loop shuts down
+        (``asyncio.run`` ends). The TLS context is built once per process.
         """
+        loop = asyncio.get_running_loop()
+        clients = _LOOP_CLIENTS.get(loop)
+        if clients is None:
+            clients = _LOOP_CLIENTS[loop] = {}
+            closer = _closed_at_loop_end(clients)
+            _CLOSERS[loop] = closer
+            await anext(closer)  # started: the loop finalises it at shutdown
+        key = (self.base_url, self.api_key, self.timeout, id(self.transport))
+        client = clients.get(key)
+        if client is None or client.is_closed:
+            client = clients[key] = self._new_client()
+        yield client
+
+    def _new_client(self) -> httpx.AsyncClient:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -154,6 +175,26 @@ def _report_usage_in(body: object) -> None:
 def _preview(response: httpx.Response) -> str:
     text = redact(response.text.strip().replace("\n", " "))
     return text[:_BODY_PREVIEW] + ("..." if len(text) > _BODY_PREVIEW else "")
+
+
+_LOOP_CLIENTS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[Any, ...], httpx.AsyncClient]
+] = weakref.WeakKeyDictionary()
+_CLOSERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _closed_at_loop_end(
+    clients: dict[tuple[Any, ...], httpx.AsyncClient],
+) -> AsyncGenerator[None, None]:
+    """Closes a loop's clients when the loop finalises this generator at shutdown."""
+    try:
+        yield
+    finally:
+        for client in list(clients.values()):
+            await client.aclose()
+        clients.clear()
 
 
 @lru_cache(maxsize=1)
