@@ -17,6 +17,7 @@ from sal_plugins.errors import ConfigError, SolverError, TransientError
 from sal_plugins.solvers.base import (
     Generation,
     GenerationRequest,
+    Pricing,
     SolverCapabilities,
     SolverResponse,
     StopKind,
@@ -50,6 +51,7 @@ class ScriptedSolver:
         honours_n: return all ``n`` choices in one request (like vLLM) or fan out one request per
             choice (like llama.cpp's server); ``requests`` in the response reflects it.
         delay_s: seconds each request takes (simulated latency).
+        pricing: token prices, for cost accounting (declared in ``capabilities``).
         fail: a :data:`FailureScript` deciding which calls raise.
 
     Attributes:
@@ -63,6 +65,7 @@ class ScriptedSolver:
     honours_n: bool = True
     delay_s: float = 0.0
     fail: FailureScript | None = None
+    pricing: Pricing | None = None
     requests: list[GenerationRequest] = field(default_factory=list, init=False)
     calls: int = field(default=0, init=False)
     prompt_tokens: int = field(default=0, init=False)
@@ -73,7 +76,9 @@ class ScriptedSolver:
     def __post_init__(self) -> None:
         if not self.solutions:
             raise ConfigError("ScriptedSolver needs at least one solution")
-        self.capabilities = SolverCapabilities(honours_n=self.honours_n, logprobs=True)
+        self.capabilities = SolverCapabilities(
+            honours_n=self.honours_n, logprobs=True, pricing=self.pricing
+        )
 
     def _pick(
         self, pool: Sequence[str], request: GenerationRequest, seed: int | None

@@ -66,7 +66,9 @@ class SearchStrategy(BaseModel):
         max_retries: retries of a request after a transient fault (429, 5xx, timeouts).
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, extra="forbid", frozen=True, strict=True, allow_inf_nan=False
+    )
 
     name: ClassVar[str] = "strategy"
 
