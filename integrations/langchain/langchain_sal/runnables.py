@@ -81,8 +81,10 @@ class SearchRunnable(RunnableSerializable[Any, Any]):
         settings = {name: getattr(self, name) for name in strategy_settings(self.strategy_class)}
         unknown = sorted(set(overrides) - set(settings))
         if unknown:
+            # The same rule as SearchChatModel: a call takes strategy settings, nothing else.
             raise ConfigError(
-                f"{type(self).__name__}: unknown call arguments {unknown} (pass strategy settings)"
+                f"{type(self).__name__}: unknown call arguments {unknown}; a call takes the "
+                f"strategy's settings ({', '.join(sorted(settings))})"
             )
         return build_strategy(
             self.strategy_class.name,
