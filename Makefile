@@ -8,18 +8,22 @@ BIN := $(abspath $(VENV))/bin
 PROBLEM ?= What is 23 + 48?
 PYTEST_ARGS ?= -q -p no:cacheprovider
 
-.PHONY: run test setup setup-dev setup-legacy chromium lint typecheck pytest clean
+.PHONY: run test setup setup-dev setup-legacy chromium sandbox lint typecheck pytest clean
 
-# Set up the embedded model and run one search on it (no API key, no server).
+# Set up the embedded model and run one search on it (no API key, no server), the greedy answer
+# beside the searched one.
 run: $(VENV)/.local
-	$(VENV)/bin/sal run "$(PROBLEM)"
+	$(VENV)/bin/sal run "$(PROBLEM)" --compare
 
 # Install everything (both integrations, the llama-index 0.12 environment, Chromium) and run all checks.
-test: setup-dev setup-legacy chromium lint typecheck pytest
+test: setup-dev setup-legacy chromium sandbox lint typecheck pytest
 
+# Not quiet: the llama-cpp-python build takes minutes, and pip's lines show it is progressing.
 $(VENV)/.local: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e ".[local]"
+	@echo "Installing sal-plugins with the embedded model. This compiles llama-cpp-python from source:"
+	@echo "about 5 minutes on 2 cores, once (later runs reuse $(VENV))."
+	$(PY) -m pip --disable-pip-version-check install -e ".[local]"
 	touch $@
 
 setup-dev: $(VENV)/.dev
@@ -41,6 +45,11 @@ $(LEGACY_VENV)/.dev: pyproject.toml integrations/llama_index/pyproject.toml
 # Headless Chromium for the tree-page test (Debian's package; needs root, as on CI).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Bubblewrap, the sandbox CodeTestVerifier runs candidate programs in (Debian's package; needs root,
+# as on CI). Without it the verifier falls back to weaker modes, and their tests say which.
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
 
 lint: setup-dev
 	$(BIN)/lint-imports

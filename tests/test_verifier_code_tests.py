@@ -1,5 +1,5 @@
 """CodeTestVerifier against candidates that pass, fail, loop forever, allocate without bound
-and try to read the parent's secrets."""
+and try to read the parent's secrets (hostile ones, mode by mode: test_code_sandbox.py)."""
 
 from __future__ import annotations
 
@@ -69,14 +69,17 @@ async def test_parent_secrets_are_not_in_the_environment(
     monkeypatch.setenv("SAL_TEST_SECRET_API_KEY", "sk-do-not-leak")
     verifier = CodeTestVerifier(
         tests=[
-            "import os\nassert 'SAL_TEST_SECRET_API_KEY' not in os.environ",
-            "import os\nassert 'sk-do-not-leak' not in str(os.environ)",
-            "import os, tempfile\nassert os.getcwd() == os.environ['HOME']",
+            "assert 'SAL_TEST_SECRET_API_KEY' not in environment()",
+            "assert 'sk-do-not-leak' not in str(environment())",
+            "assert where() == environment()['HOME']",
         ]
     )
-    rows = await verifier.score(
-        "p", [reply("import os\nleak = os.environ.get('SAL_TEST_SECRET_API_KEY')")]
+    code = (
+        "import os\n"
+        "def environment():\n    return dict(os.environ)\n"
+        "def where():\n    return os.getcwd()"
     )
+    rows = await verifier.score("p", [reply(code)])
     assert rows[0].step_scores == (1.0,), rows[0].critique
 
 
