@@ -5,22 +5,43 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import sal_plugins.adapters
+import sal_plugins.faults
+import sal_plugins.openai_wire
+import sal_plugins.sync
 
 ROOT = Path(__file__).resolve().parent.parent
 PRIVATE_IMPORT = re.compile(r"^\s*(?:from|import)\s+sal_plugins(?:\.\w+)*\._\w+", re.MULTILINE)
 
 
-def test_adapters_surface_is_pinned() -> None:
-    assert sorted(sal_plugins.adapters.__all__) == [
-        "generation_from_choice",
+def test_the_surfaces_adapters_build_on_are_pinned() -> None:
+    assert sorted(sal_plugins.faults.__all__) == [
+        "MAX_RETRY_AFTER_S",
+        "RetryPolicy",
+        "TRANSIENT_STATUSES",
+        "is_transient",
+        "is_transient_status",
+        "looks_transient",
         "parse_retry_after",
-        "run_sync",
-        "stop_kind_of",
+        "retry_after_of",
+        "status_code_of",
         "translate_openai_error",
+        "translate_sdk_error",
     ]
-    for name in sal_plugins.adapters.__all__:
-        assert callable(getattr(sal_plugins.adapters, name))
+    assert sorted(sal_plugins.openai_wire.__all__) == [
+        "VLLM_CONTINUE",
+        "cut_at_stop",
+        "generation_from_choice",
+        "generations_of",
+        "logprobs_of",
+        "served_by_vllm",
+        "stop_kind_in",
+        "stop_kind_of",
+        "usage_of",
+    ]
+    assert sal_plugins.sync.__all__ == ["run_sync"]
+    for module in (sal_plugins.faults, sal_plugins.openai_wire, sal_plugins.sync):
+        for name in module.__all__:
+            assert hasattr(module, name), (module.__name__, name)
 
 
 def test_integration_packages_import_no_private_core_module() -> None:
