@@ -1,8 +1,11 @@
-"""A small OpenAI-compatible server with injected latency and a vLLM-shaped ``/pooling`` PRM.
+"""A small OpenAI-compatible server with injected latency and vLLM/TEI-shaped reward models.
 
-Used by the overhead and peer benchmarks, on 127.0.0.1 only. It is a stand-in, not a model: every
-request sleeps for a fixed latency and answers with scripted arithmetic steps, so a benchmark
-measures what the search engine adds on top of the server's latency and nothing else.
+Used by the overhead and peer benchmarks and by the fault-matrix tests, on 127.0.0.1 only. It is a
+stand-in, not a model: every request sleeps for a fixed latency and answers with scripted
+arithmetic steps, so a benchmark measures what the search engine adds on top of the server's
+latency and nothing else. Every answer is a deterministic function of the request (a seeded
+request always gets the same choices, a text always the same score), so a seeded search returns
+the same result however often its requests are retried.
 
 Routes:
 
@@ -11,22 +14,47 @@ Routes:
 * ``POST /v1/chat/completions`` and ``POST /v1/completions``: ``n`` choices; with a stop string,
   one step per choice (vLLM's ``stop_reason`` names the delimiter), without one, the rest of the
   solution. A solution has ``--steps`` steps; the last states ``\\boxed{}``.
-* ``POST /pooling``: Qwen2.5-Math-PRM-shaped rows, one ``[p_neg, p_pos]`` per ``<extra_0>``.
+* ``POST /v1/chat/completions`` with ``logprobs``, ``top_logprobs`` and ``max_tokens: 1`` (what
+  ``ChatLogprobPRM`` sends, RLHFlow style): a verdict on the last user turn's step. The one
+  generated token is ``"+"`` or ``"-"``; ``choices[0].logprobs.content[0].top_logprobs`` holds
+  ``[{"token": "+", "logprob": log p}, {"token": "-", "logprob": log(1 - p)}]`` (truncated to
+  ``top_logprobs``), so ``P(+) / (P(+) + P(-)) = p``, the step's score (see :func:`score_of`).
+* ``POST /pooling``: Qwen2.5-Math-PRM-shaped rows, one ``[p_neg, p_pos]`` per ``<extra_0>``:
+  ``{"data": [{"index": i, "object": "pooling", "data": [[p_neg, p_pos], ...]}], "usage": ...}``.
+* ``POST /classify`` (vLLM): one two-class result per ``input`` string, the score of the
+  assistant turn of the rendered chat:
+  ``{"data": [{"index": i, "label": "correct"|"incorrect", "probs": [1 - p, p],
+  "num_classes": 2}], "usage": ...}`` (so ``ClassifyRM``'s default ``label_index=-1`` reads ``p``).
+* ``POST /predict`` (TEI): for each of ``inputs`` (a ``[problem, solution]`` pair or a one-element
+  ``[text]``) a list sorted by score, ``[{"label": "correct", "score": p},
+  {"label": "incorrect", "score": 1 - p}]`` (``raw_scores: true``: logits ``±log(p / (1 - p))``
+  instead); read it with ``TEIReward(label="correct")``.
 * ``GET /stats`` and ``POST /stats/reset``: requests, tokens and peak concurrency.
 
+Scores: a text whose ``a + b = c`` / ``a - b = c`` statements are all right scores 0.9, one with a
+wrong statement 0.2 (``/pooling`` judges each step by its first statement). With ``jitter`` each
+score is lowered by up to 0.096, a deterministic function of the judged text, so candidates
+rarely tie (off by default: the benchmarks' scores stay 0.9 and 0.2).
+
 Run: ``python benchmarks/fake_server.py --port 0 --gen-latency 0.2 --prm-latency 0.05``; it
-prints ``listening on http://127.0.0.1:PORT`` once ready.
+prints ``listening on http://127.0.0.1:PORT`` once ready. In-process (tests)::
+
+    with serving(FakeServer(gen_latency=0.0, prm_latency=0.0, jitter=True)) as root:
+        ...   # root is "http://127.0.0.1:PORT"; the OpenAI-compatible base URL is root + "/v1"
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
+import math
 import re
 import socket
-import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +67,10 @@ from starlette.routing import Route
 DELIMITER = "\n\n"
 STEP_TAG = "<extra_0>"
 _CHATML_ASSISTANT = "<|im_start|>assistant\n"
+_CHATML_END = "<|im_end|>"
+_STATEMENT = re.compile(r"(\d+) ([+-]) (\d+) = (\d+)")
+RIGHT, WRONG = 0.9, 0.2
+"""Scores of a text whose arithmetic is right, and of one with a wrong statement."""
 
 
 @dataclass
@@ -47,6 +79,9 @@ class Stats:
 
     generation_requests: int = 0
     pooling_requests: int = 0
+    classify_requests: int = 0
+    predict_requests: int = 0
+    verdict_requests: int = 0
     choices: int = 0
     completion_tokens: int = 0
     in_flight: int = 0
@@ -88,17 +123,51 @@ def solution_steps(problem: str, variant: int, steps: int) -> list[str]:
     return lines[:steps]
 
 
+def _right(a: int, op: str, b: int, c: int) -> bool:
+    return (a + b if op == "+" else a - b) == c
+
+
+def arithmetic_is_right(text: str) -> bool:
+    """Whether every ``a + b = c`` / ``a - b = c`` statement in ``text`` holds."""
+    return all(_right(int(a), op, int(b), int(c)) for a, op, b, c in _STATEMENT.findall(text))
+
+
+def score_of(text: str, *, jitter: bool) -> float:
+    """The probability that ``text`` is right: 0.9 or 0.2, less the text's jitter if enabled."""
+    base = RIGHT if arithmetic_is_right(text) else WRONG
+    return round(base - (_digest("jitter", text) % 97) / 1000, 4) if jitter else base
+
+
+def _assistant_turn(text: str) -> str:
+    """The assistant turn of a ChatML-rendered chat (the whole text if it has none)."""
+    if _CHATML_ASSISTANT not in text:
+        return text
+    return text.rsplit(_CHATML_ASSISTANT, 1)[1].split(_CHATML_END, 1)[0]
+
+
 def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
 class FakeServer:
-    """The application and its settings."""
+    """The application and its settings.
 
-    def __init__(self, gen_latency: float, prm_latency: float, steps: int) -> None:
+    Args:
+        gen_latency: seconds every generation request sleeps.
+        prm_latency: seconds every scoring request (``/pooling``, ``/classify``, ``/predict``, a
+            chat verdict) sleeps.
+        steps: steps of every scripted solution.
+        jitter: lower each score by a small deterministic function of the judged text (see the
+            module docstring).
+    """
+
+    def __init__(
+        self, gen_latency: float, prm_latency: float, steps: int = 4, *, jitter: bool = False
+    ) -> None:
         self.gen_latency = gen_latency
         self.prm_latency = prm_latency
         self.steps = steps
+        self.jitter = jitter
         self.stats = Stats()
         self.unseeded = 0
         self.app = Starlette(
@@ -107,6 +176,8 @@ class FakeServer:
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
                 Route("/v1/completions", self.completions, methods=["POST"]),
                 Route("/pooling", self.pooling, methods=["POST"]),
+                Route("/classify", self.classify, methods=["POST"]),
+                Route("/predict", self.predict, methods=["POST"]),
                 Route("/stats", self.get_stats, methods=["GET"]),
                 Route("/stats/reset", self.reset, methods=["POST"]),
             ]
@@ -123,6 +194,9 @@ class FakeServer:
             {
                 "generation_requests": s.generation_requests,
                 "pooling_requests": s.pooling_requests,
+                "classify_requests": s.classify_requests,
+                "predict_requests": s.predict_requests,
+                "verdict_requests": s.verdict_requests,
                 "choices": s.choices,
                 "completion_tokens": s.completion_tokens,
                 "peak_in_flight": s.peak_in_flight,
@@ -195,6 +269,8 @@ class FakeServer:
     async def chat(self, request: Request) -> JSONResponse:
         body = await request.json()
         messages = body.get("messages") or []
+        if body.get("logprobs") and body.get("top_logprobs") and body.get("max_tokens") == 1:
+            return await self._verdict(body, messages)
         problem = next((m["content"] for m in messages if m.get("role") == "user"), "")
         partial = ""
         if messages and messages[-1].get("role") == "assistant":
@@ -203,6 +279,42 @@ class FakeServer:
             partial = problem.split("<partial>", 1)[1].split("</partial>", 1)[0]
         return await self._generate(body, problem, partial, chat=True)
 
+    async def _verdict(self, body: dict[str, Any], messages: list[dict[str, Any]]) -> JSONResponse:
+        """A generative PRM's one-token verdict on the step in the last user turn."""
+        step = next((m.get("content") or "" for m in reversed(messages) if m["role"] == "user"), "")
+        await self._scoring_latency()
+        self.stats.verdict_requests += 1
+        p = score_of(step, jitter=self.jitter)
+        ranked = sorted([("+", math.log(p)), ("-", math.log(1.0 - p))], key=lambda t: -t[1])
+        alternatives = [
+            {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+            for token, logprob in ranked
+        ]
+        chosen = alternatives[0]
+        top = alternatives[: max(1, int(body.get("top_logprobs") or 1))]
+        prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in messages)
+        return JSONResponse(
+            {
+                "id": f"verdict-{self.stats.verdict_requests}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "fake-prm"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": chosen["token"]},
+                        "finish_reason": "length",
+                        "logprobs": {"content": [{**chosen, "top_logprobs": top}]},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": 1,
+                    "total_tokens": prompt_tokens + 1,
+                },
+            }
+        )
+
     async def completions(self, request: Request) -> JSONResponse:
         body = await request.json()
         prompt = str(body.get("prompt") or "")
@@ -210,15 +322,18 @@ class FakeServer:
         problem = head.rsplit("<|im_start|>user\n", 1)[-1]
         return await self._generate(body, problem, partial, chat=False)
 
-    async def pooling(self, request: Request) -> JSONResponse:
-        body = await request.json()
-        inputs = body.get("input") or []
-        inputs = [inputs] if isinstance(inputs, str) else inputs
+    async def _scoring_latency(self) -> None:
         self.stats.enter()
         try:
             await asyncio.sleep(self.prm_latency)
         finally:
             self.stats.leave()
+
+    async def pooling(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        inputs = body.get("input") or []
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        await self._scoring_latency()
         self.stats.pooling_requests += 1
         data = []
         for index, text in enumerate(inputs):
@@ -227,9 +342,10 @@ class FakeServer:
                 match = re.search(r"(\d+) ([+-]) (\d+) = (\d+)", step)
                 ok = True
                 if match:
-                    a, op, b, c = int(match[1]), match[2], int(match[3]), int(match[4])
-                    ok = (a + b if op == "+" else a - b) == c
-                p_pos = 0.9 if ok else 0.2
+                    ok = _right(int(match[1]), match[2], int(match[3]), int(match[4]))
+                p_pos = RIGHT if ok else WRONG
+                if self.jitter:
+                    p_pos = round(p_pos - (_digest("jitter", step) % 97) / 1000, 4)
                 rows.append([round(1 - p_pos, 4), p_pos])
             data.append({"index": index, "object": "pooling", "data": rows})
         return JSONResponse(
@@ -243,6 +359,103 @@ class FakeServer:
             }
         )
 
+    async def classify(self, request: Request) -> JSONResponse:
+        """vLLM's ``/classify``: two classes per input, ``probs[-1]`` the "correct" one."""
+        body = await request.json()
+        inputs = body.get("input") or []
+        inputs = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs]
+        await self._scoring_latency()
+        self.stats.classify_requests += 1
+        data = []
+        for index, text in enumerate(inputs):
+            p = score_of(_assistant_turn(text), jitter=self.jitter)
+            data.append(
+                {
+                    "index": index,
+                    "label": "correct" if p >= 0.5 else "incorrect",
+                    "probs": [round(1.0 - p, 4), p],
+                    "num_classes": 2,
+                }
+            )
+        prompt_tokens = sum(_tokens(t) for t in inputs)
+        return JSONResponse(
+            {
+                "id": f"classify-{self.stats.classify_requests}",
+                "object": "list",
+                "created": int(time.time()),
+                "model": body.get("model", "fake-rm"),
+                "data": data,
+                "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+            }
+        )
+
+    async def predict(self, request: Request) -> JSONResponse:
+        """TEI's ``/predict``: per input, ``{"label", "score"}`` entries sorted by score."""
+        body = await request.json()
+        inputs = body.get("inputs") or []
+        if isinstance(inputs, str) or (inputs and all(isinstance(x, str) for x in inputs)):
+            inputs = [inputs]  # a single input: one text, or one pair
+        await self._scoring_latency()
+        self.stats.predict_requests += 1
+        answer = []
+        for item in inputs:
+            parts = [item] if isinstance(item, str) else [str(x) for x in item]
+            p = score_of(_assistant_turn(parts[-1]), jitter=self.jitter)
+            if body.get("raw_scores"):
+                logit = round(math.log(p / (1.0 - p)), 4)
+                scores = [("correct", logit), ("incorrect", -logit)]
+            else:
+                scores = [("correct", p), ("incorrect", round(1.0 - p, 4))]
+            scores.sort(key=lambda pair: -pair[1])
+            answer.append([{"label": label, "score": score} for label, score in scores])
+        return JSONResponse(answer)
+
+
+def _bound_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
+@contextlib.contextmanager
+def serving(server: FakeServer, *, start_timeout_s: float = 10.0) -> Iterator[str]:
+    """Serve ``server`` in this process (uvicorn in a thread, a free loopback port).
+
+    Yields the root URL, ``http://127.0.0.1:PORT``; the OpenAI-compatible base URL is that plus
+    ``/v1``. When the block ends the server stops (open connections are closed) and the thread
+    is joined.
+    """
+    sock = _bound_socket(0)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        server.app,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=2,
+    )
+    runner = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=runner.run, kwargs={"sockets": [sock]}, name="fake-server", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while not runner.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the fake server did not start")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        runner.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        if thread.is_alive():  # pragma: no cover - uvicorn ignored should_exit
+            raise RuntimeError("the fake server did not stop")
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -250,11 +463,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gen-latency", type=float, default=0.2)
     parser.add_argument("--prm-latency", type=float, default=0.05)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument(
+        "--jitter", action="store_true", help="vary scores a little by text (fewer ties)"
+    )
     args = parser.parse_args(argv)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", args.port))
-    server = FakeServer(args.gen_latency, args.prm_latency, args.steps)
+    sock = _bound_socket(args.port)
+    server = FakeServer(args.gen_latency, args.prm_latency, args.steps, jitter=args.jitter)
     config = uvicorn.Config(
         server.app, log_level="warning", access_log=False, backlog=2048, timeout_keep_alive=30
     )
@@ -263,4 +477,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

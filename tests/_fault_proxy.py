@@ -1,6 +1,7 @@
 """A fault-injecting HTTP proxy on loopback, for testing retries against a real server.
 
-It sits in front of an upstream server (``llama_cpp.server`` in the tests) and, request by request,
+It sits in front of an upstream server (``llama_cpp.server``, or ``benchmarks/fake_server.py`` in
+the fault-matrix tests) and, request by request,
 either forwards the request or injects a scripted fault: an HTTP error status (429 with
 ``Retry-After``, 500, 503, 4xx), a hang longer than the client's timeout, a truncated JSON body, or
 a dropped connection. It runs its own event loop in a daemon thread, so sync and async tests can
@@ -14,10 +15,14 @@ use it alike, and stops itself (cancelling hung requests) when its ``with`` bloc
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import random
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -100,6 +105,56 @@ def in_order(*faults: Fault | None) -> Script:
     return script
 
 
+def seeded_faults(
+    rate: float,
+    kinds: Sequence[Fault],
+    *,
+    seed: int = 0,
+    first: Fault | None = None,
+    max_in_a_row: int = 2,
+) -> Script:
+    """A script that injects a random fault into a fraction ``rate`` of the requests, reproducibly.
+
+    Whether attempt ``k`` of a request faults, and with which of ``kinds``, is a function of
+    ``seed``, the request (path and JSON body) and ``k`` alone, not of the order in which
+    concurrent requests happen to arrive: the same search meets the same faults on every run. A
+    request faults at most ``max_in_a_row`` times in a row (attempts after that are forwarded),
+    so a client that retries at least that often always gets through.
+
+    Args:
+        rate: probability that an attempt faults (before the ``max_in_a_row`` limit).
+        kinds: the faults to choose from, uniformly.
+        seed: the seed of every choice.
+        first: a fault injected into the first request the script sees (index 0) whatever the
+            draw, so that a run is never fault-free by chance; it counts as that request's
+            first attempt.
+        max_in_a_row: most consecutive faults on one request.
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate must lie in [0, 1], got {rate}")
+    if not kinds:
+        raise ValueError("kinds must name at least one fault")
+    attempts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def script(index: int, path: str, body: dict[str, Any]) -> Fault | None:
+        canonical = json.dumps([path, body], sort_keys=True, default=str)
+        key = hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()
+        with lock:
+            attempt = attempts.get(key, 0)
+            attempts[key] = attempt + 1
+        if attempt >= max_in_a_row:
+            return None
+        if index == 0 and first is not None:
+            return first
+        draw = random.Random(f"{seed}:{key}:{attempt}")
+        if draw.random() >= rate:
+            return None
+        return kinds[draw.randrange(len(kinds))]
+
+    return script
+
+
 @dataclass
 class FaultProxy:
     """The proxy. Use as a context manager; it yields its base URL (upstream's path kept).
@@ -137,7 +192,7 @@ class FaultProxy:
         async def serve() -> None:
             server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
             self._server = server
-            self._client = httpx.AsyncClient(timeout=120.0)
+            self._client = httpx.AsyncClient(timeout=120.0, verify=_ssl_context())
             address.append(server.sockets[0].getsockname()[:2])
             ready.set()
 
@@ -177,6 +232,12 @@ class FaultProxy:
         with self._lock:
             return [s.fault for s in self.seen]
 
+    @property
+    def injected(self) -> list[Fault]:
+        """The faults injected so far, in order (forwarded requests left out)."""
+        with self._lock:
+            return [s.fault for s in self.seen if s.fault is not None]
+
     # --- one connection -----------------------------------------------------------------------
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -191,6 +252,8 @@ class FaultProxy:
                 if not await self._answer(writer, *request):
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        except asyncio.CancelledError:  # the proxy is stopping: end quietly (asyncio would log)
             return
         finally:
             self._tasks.discard(task)
@@ -240,6 +303,12 @@ class FaultProxy:
         kept = (("content-type", upstream.headers.get("content-type", "application/json")),)
         await _write(writer, upstream.status_code, content, kept)
         return True
+
+
+@lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs tens of milliseconds: once per process, not once per proxy.
+    return httpx.create_ssl_context()
 
 
 async def _read_request(
