@@ -9,7 +9,7 @@ strategy's ``astream``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from langchain_core.callbacks import adispatch_custom_event
@@ -183,14 +183,19 @@ async def run_search(
     API on worker threads. A system prompt that came with the problem replaces the strategy's.
     Every progress event is dispatched as a LangChain custom event named
     ``"sal." + event.kind`` with the sal event as its data (seen by ``astream_events`` and by
-    callback handlers' ``on_custom_event``).
+    callback handlers' ``on_custom_event``). Inside a LangGraph node it is also written to
+    LangGraph's stream writer as ``{"name": "sal." + event.kind, "data": event}``, which
+    ``graph.stream(..., stream_mode="custom")`` yields.
     """
     if problem.system_prompt is not None:
         strategy = strategy.model_copy(update={"system_prompt": problem.system_prompt})
     result: SearchResult | None = None
+    write = _graph_stream_writer()
     with bound_to_run(config, blocking=blocking):
         async for event in strategy.astream(problem.text):
             await _dispatch(event, config)
+            if write is not None:
+                write({"name": EVENT_PREFIX + event.kind, "data": event})
             if isinstance(event, SearchFinished):
                 result = event.result
     if result is None:  # pragma: no cover - the driver always ends with SearchFinished
@@ -202,6 +207,22 @@ async def _dispatch(event: SearchEvent, config: RunnableConfig) -> None:
     if config.get("callbacks") is None:
         return  # no run to report to
     await adispatch_custom_event(EVENT_PREFIX + event.kind, event, config=config)
+
+
+def _graph_stream_writer() -> Callable[[Any], None] | None:
+    """LangGraph's stream writer when this runs inside a LangGraph node or task, else ``None``.
+
+    LangGraph is optional: without it installed, or outside a graph run (no current runnable
+    config, or one without LangGraph's runtime), there is nothing to write to.
+    """
+    try:
+        from langgraph.config import get_stream_writer
+    except ImportError:
+        return None
+    try:
+        return get_stream_writer()
+    except (RuntimeError, KeyError):
+        return None
 
 
 # --- outputs ------------------------------------------------------------------------------------

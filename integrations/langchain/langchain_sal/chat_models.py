@@ -160,6 +160,16 @@ class _RunCapture(BaseCallbackHandler):
 
 _STREAM_RUN: ContextVar[_RunCapture | None] = ContextVar("langchain_sal_stream_run", default=None)
 
+_CACHED_STREAM_RUN: ContextVar[CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None] = (
+    ContextVar("langchain_sal_cached_stream_run", default=None)
+)
+"""The run manager langchain-core's generate path passed to ``_should_stream``.
+
+When ``astream_events`` (or LangGraph's ``stream_mode="messages"``) listens, ``invoke`` is
+streamed by that path, which calls ``_stream`` without the run manager it just showed
+``_should_stream``; ``_stream`` takes it from here, so the candidates stay child runs.
+"""
+
 
 def _capturing(config: RunnableConfig | None) -> tuple[RunnableConfig, _RunCapture]:
     config = ensure_config(config)
@@ -185,6 +195,9 @@ def _stream_children(
     asynchronous: bool,
 ) -> BaseCallbackManager | None:
     """The children's callback manager inside ``_stream``/``_astream``."""
+    if run_manager is None:
+        run_manager = _CACHED_STREAM_RUN.get()
+        _CACHED_STREAM_RUN.set(None)  # for this one stream only
     if run_manager is not None:
         return _children_of(run_manager)
     capture = _STREAM_RUN.get()
@@ -523,6 +536,18 @@ class SearchChatModel(BaseChatModel):
                 yield chunk
         finally:
             _reset(token)
+
+    def _should_stream(
+        self,
+        *,
+        async_api: bool,
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        should = super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs)
+        if should and run_manager is not None:
+            _CACHED_STREAM_RUN.set(run_manager)
+        return should
 
     def _stream(
         self,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator, Sequence
+import re
+from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -90,9 +91,11 @@ class SearchLLM(FunctionCallingLLM):
 
     Responses carry the search summary (answer, score, stop reason, usage) in
     ``additional_kwargs`` and the full :class:`~sal_plugins.results.SearchResult` in ``raw``.
-    Streaming yields the final text in one chunk once the search is done (a search has no
-    meaningful partial text before it selects a solution). Per-call keyword arguments
-    (``temperature=...``) are ignored: the strategy's settings apply.
+    Streaming runs the search first (a search has no meaningful partial text before it selects
+    a solution), then yields the selected text in several deltas, word by word; each response's
+    ``text`` (``message.content``) is the text so far, and the last one is the whole response,
+    with the summary in ``additional_kwargs`` and the result (and its usage) in ``raw``.
+    Per-call keyword arguments (``temperature=...``) are ignored: the strategy's settings apply.
 
     Chat: the conversation is read by the same rule as every sal chat surface
     (:func:`sal_plugins.conversation.problem_from_conversation`): the last user message is the
@@ -327,11 +330,13 @@ class SearchLLM(FunctionCallingLLM):
         tool_required: bool = False,
         **kwargs: Any,
     ) -> ChatResponseGen:
-        """:meth:`chat_with_tools` when iterated; yields the response as one chunk."""
+        """:meth:`chat_with_tools` when iterated; a searched answer comes in several deltas."""
         call = _ToolChat(tools, user_msg, chat_history, verbose, allow_parallel_tool_calls)
 
         def stream() -> Generator[ChatResponse, None, None]:
-            yield _chat_chunk(run_sync(lambda: self._achat_with_tools(call, tool_required, kwargs)))
+            yield from _chat_chunks(
+                run_sync(lambda: self._achat_with_tools(call, tool_required, kwargs))
+            )
 
         return stream()
 
@@ -349,7 +354,8 @@ class SearchLLM(FunctionCallingLLM):
         call = _ToolChat(tools, user_msg, chat_history, verbose, allow_parallel_tool_calls)
 
         async def stream() -> AsyncGenerator[ChatResponse, None]:
-            yield _chat_chunk(await self._achat_with_tools(call, tool_required, kwargs))
+            for chunk in _chat_chunks(await self._achat_with_tools(call, tool_required, kwargs)):
+                yield chunk
 
         return stream()
 
@@ -402,10 +408,10 @@ class SearchLLM(FunctionCallingLLM):
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        """Run the search on ``prompt`` when iterated; yields the final text as one chunk."""
+        """Run the search on ``prompt`` when iterated, then yield its text in several deltas."""
 
         def stream() -> Generator[CompletionResponse, None, None]:
-            yield _completion_chunk(run_sync(lambda: self._acomplete(prompt)))
+            yield from _completion_chunks(run_sync(lambda: self._acomplete(prompt)))
 
         return stream()
 
@@ -416,7 +422,8 @@ class SearchLLM(FunctionCallingLLM):
         """Async :meth:`stream_complete`."""
 
         async def stream() -> AsyncGenerator[CompletionResponse, None]:
-            yield _completion_chunk(await self._acomplete(prompt))
+            for chunk in _completion_chunks(await self._acomplete(prompt)):
+                yield chunk
 
         return stream()
 
@@ -442,10 +449,14 @@ class SearchLLM(FunctionCallingLLM):
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        """Run the search when iterated; yields the final message as one chunk."""
+        """Run the search when iterated, then yield the answer in several deltas.
+
+        The last response is the whole one: the full message, ``additional_kwargs`` with the
+        search summary and ``raw`` with the result and its usage.
+        """
 
         def stream() -> Generator[ChatResponse, None, None]:
-            yield _chat_chunk(run_sync(lambda: self._achat(messages)))
+            yield from _chat_chunks(run_sync(lambda: self._achat(messages)))
 
         return stream()
 
@@ -456,7 +467,8 @@ class SearchLLM(FunctionCallingLLM):
         """Async :meth:`stream_chat`."""
 
         async def stream() -> AsyncGenerator[ChatResponse, None]:
-            yield _chat_chunk(await self._achat(messages))
+            for chunk in _chat_chunks(await self._achat(messages)):
+                yield chunk
 
         return stream()
 
@@ -485,12 +497,37 @@ class _ToolChat:
     allow_parallel_tool_calls: bool
 
 
-def _completion_chunk(response: CompletionResponse) -> CompletionResponse:
-    return response.model_copy(update={"delta": response.text})
+_PIECE = re.compile(r"\S+\s*|\s+")
 
 
-def _chat_chunk(response: ChatResponse) -> ChatResponse:
-    return response.model_copy(update={"delta": response.message.content or ""})
+def _pieces(text: str) -> list[str]:
+    """``text`` as stream deltas: one word with the whitespace after it, joined back exactly."""
+    return _PIECE.findall(text) or [text]
+
+
+def _completion_chunks(response: CompletionResponse) -> Iterator[CompletionResponse]:
+    """``response`` streamed: its text so far with each delta, the last chunk the whole response.
+
+    Only the last chunk carries ``raw`` (the result and its usage) and ``additional_kwargs``, so
+    a consumer that sums usage over chunks counts the search once.
+    """
+    pieces = _pieces(response.text)
+    text = ""
+    for piece in pieces[:-1]:
+        text += piece
+        yield CompletionResponse(text=text, delta=piece)
+    yield response.model_copy(update={"delta": pieces[-1]})
+
+
+def _chat_chunks(response: ChatResponse) -> Iterator[ChatResponse]:
+    """``response`` streamed as :func:`_completion_chunks` streams a completion."""
+    pieces = _pieces(response.message.content or "")
+    text = ""
+    for piece in pieces[:-1]:
+        text += piece
+        message = ChatMessage(role=response.message.role, content=text)
+        yield ChatResponse(message=message, delta=piece)
+    yield response.model_copy(update={"delta": pieces[-1]})
 
 
 def _extraction_args(result: SearchResult) -> dict[str, str]:

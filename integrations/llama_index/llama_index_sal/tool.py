@@ -10,6 +10,7 @@ from llama_index.core.workflow import Context
 from sal_plugins.events import SearchFinished
 from sal_plugins.results import SearchResult
 from sal_plugins.strategies import SearchStrategy
+from sal_plugins.sync import run_sync
 
 from llama_index_sal._strategy import TextOutput, build_strategy, check_output, output_text
 from llama_index_sal.events import SearchProgressEvent
@@ -37,8 +38,12 @@ def search_tool(
     solution (or its answer); ``ToolOutput.raw_output`` is the full
     :class:`~sal_plugins.results.SearchResult`.
 
-    The tool takes the workflow ``Context``, which agents inject. To call it from your own
-    workflow step, pass the step's context: ``await tool.acall(ctx=ctx, problem=...)``.
+    It is a plain ``FunctionTool`` too: ``tool.call(problem=...)``, ``await
+    tool.acall(problem=...)`` and ``llm.predict_and_call([tool], ...)`` run the search and
+    return the same output. The workflow ``Context`` is optional: workflow agents inject it, and
+    then progress events are written to it; without one the search runs without them. To stream
+    progress from your own workflow step, pass the step's context:
+    ``await tool.acall(ctx=ctx, problem=...)``.
 
     Example::
 
@@ -76,16 +81,29 @@ def search_tool(
             problem: the complete problem statement, with every number and condition it needs.
         """
         async for event in search.astream(problem):
-            ctx.write_event_to_stream(SearchProgressEvent.from_sal(event))
+            if ctx is not None:  # None when called as a plain tool, outside any workflow
+                ctx.write_event_to_stream(SearchProgressEvent.from_sal(event))
             if isinstance(event, SearchFinished):
                 return event.result
         raise AssertionError("a search always ends with SearchFinished")  # pragma: no cover
+
+    def solve_sync(ctx: Context, problem: str) -> SearchResult:
+        """Solve a problem step by step, checking several candidate solutions.
+
+        Args:
+            problem: the complete problem statement, with every number and condition it needs.
+        """
+        return run_sync(lambda: solve(ctx, problem))
 
     async def to_text(result: SearchResult) -> ToolOutput | str:
         return output_text(result, output)
 
     return FunctionTool.from_defaults(
+        fn=solve_sync,
         async_fn=solve,
+        # The Context stays in the signature, so agents see `requires_context` and inject theirs;
+        # this default lets a caller without one (`tool.call`, `predict_and_call`) leave it out.
+        partial_params={"ctx": None},
         name=name,
         description=description or _default_description(search),
         return_direct=return_direct,

@@ -16,6 +16,7 @@ from sal_plugins.results import SearchResult
 from sal_plugins.solvers import ScriptedSolver
 
 from llama_index_sal import SearchLLM
+from llama_index_sal._strategy import RawSearchResult
 
 
 def search_llm(solver: Any = None, **kwargs: Any) -> SearchLLM:
@@ -60,28 +61,58 @@ async def test_achat() -> None:
     assert response.message.content == "4"
 
 
-def test_streaming_yields_the_final_text() -> None:
+def check_deltas(chunks: list[Any], texts: list[str]) -> None:
+    """Several deltas that join into the answer; each chunk's text is the text so far."""
+    deltas = [chunk.delta for chunk in chunks]
+    assert len(deltas) > 2
+    assert "".join(deltas) == RIGHT
+    assert texts == ["".join(deltas[: i + 1]) for i in range(len(deltas))]
+    *partial, last = chunks
+    assert all(chunk.raw is None and not chunk.additional_kwargs for chunk in partial)
+    assert isinstance(last.raw, RawSearchResult)
+    assert last.raw["usage"]["total_tokens"] == last.raw.usage.total_tokens > 0
+    assert last.additional_kwargs["answer"] == "4"
+    assert last.additional_kwargs["stop_reason"] == "finished"
+
+
+def test_streaming_yields_the_answer_in_several_deltas() -> None:
     llm = search_llm()
 
     chunks = list(llm.stream_complete(PROBLEM))
     chat_chunks = list(llm.stream_chat([ChatMessage(role="user", content=PROBLEM)]))
 
-    assert [c.delta for c in chunks] == [RIGHT]
-    assert chunks[-1].text == RIGHT
-    assert [c.delta for c in chat_chunks] == [RIGHT]
+    check_deltas(chunks, [c.text for c in chunks])
+    check_deltas(chat_chunks, [c.message.content for c in chat_chunks])
+    assert {c.message.role for c in chat_chunks} == {MessageRole.ASSISTANT}
 
 
-async def test_async_streaming_yields_the_final_text() -> None:
-    llm = search_llm(output="answer")
+async def test_async_streaming_yields_the_answer_in_several_deltas() -> None:
+    llm = search_llm()
 
     chunks = [c async for c in await llm.astream_complete(PROBLEM)]
     chat_chunks = [
         c async for c in await llm.astream_chat([ChatMessage(role="user", content=PROBLEM)])
     ]
 
-    assert [c.delta for c in chunks] == ["4"]
-    assert [c.delta for c in chat_chunks] == ["4"]
-    assert isinstance(chat_chunks[-1].raw, SearchResult)
+    check_deltas(chunks, [c.text for c in chunks])
+    check_deltas(chat_chunks, [c.message.content for c in chat_chunks])
+    answers = search_llm(output="answer").astream_chat([ChatMessage(role="user", content=PROBLEM)])
+    assert [c.delta async for c in await answers] == ["4"]  # one word, one delta
+
+
+def test_token_counting_counts_a_streamed_search_once() -> None:
+    counter = TokenCountingHandler(tokenizer=lambda text: text.split())
+    solver = ScriptedSolver(SOLUTIONS)
+    llm = search_llm(solver, callback_manager=CallbackManager([counter]))
+
+    chunks = list(llm.stream_chat([ChatMessage(role=MessageRole.USER, content=PROBLEM)]))
+
+    assert len(chunks) > 2
+    (event,) = counter.llm_token_counts
+    assert (event.prompt_token_count, event.completion_token_count) == (
+        solver.prompt_tokens,
+        solver.completion_tokens,
+    )
 
 
 def test_the_problem_is_the_last_user_message_and_system_messages_the_system_prompt() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from li_fakes import PROBLEM, RIGHT, ScriptedLLM, ToolCallingLLM, solution_llm
-from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.agent.workflow import AgentStream, FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.prompts import PromptTemplate
@@ -93,6 +93,19 @@ async def test_function_agent_calls_the_tool_then_answers_with_the_search(stream
     assert "\\boxed{4}" in str(output.response.content)
     searched = solver.calls[-1][0][-1].content
     assert "- add(a=2, b=2): 4" in searched
+
+
+async def test_a_streaming_function_agent_streams_the_searched_answer_in_deltas() -> None:
+    solver = ToolCallingLLM(decisions=[[ADD], []], solutions=[RIGHT])
+    agent = FunctionAgent(tools=[TOOL], llm=searching(solver), streaming=True)
+
+    handler = agent.run(user_msg=PROBLEM)
+    deltas = [e.delta async for e in handler.stream_events() if isinstance(e, AgentStream)]
+    output = await handler
+
+    answer_deltas = [delta for delta in deltas if delta]
+    assert len(answer_deltas) > 2
+    assert "".join(answer_deltas) == RIGHT == output.response.content
 
 
 class Answer(BaseModel):

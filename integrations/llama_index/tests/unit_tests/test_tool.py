@@ -129,8 +129,46 @@ async def test_a_workflow_step_can_call_the_tool_with_its_context() -> None:
     assert kinds[0] == "search_started" and kinds[-1] == "search_finished"
     assert search.metadata.name == "math"
     assert search.metadata.description == "Solves math."
-    with pytest.raises(ValueError, match="Context"):
-        await search.acall(problem=PROBLEM)
+
+
+def test_a_plain_call_runs_the_search_without_a_context() -> None:
+    output = tool(output="answer").call(problem=PROBLEM)
+
+    assert output.content == "4"
+    assert isinstance(output.raw_output, SearchResult)
+    assert output.raw_output.completions[0].answer == "4"
+    assert output.raw_input == {"args": (), "kwargs": {"problem": PROBLEM}}
+
+
+async def test_a_plain_async_call_runs_the_search_without_a_context() -> None:
+    search = tool()
+
+    output = await search.acall(problem=PROBLEM)
+    called = search(problem=PROBLEM)  # the sync path, from inside a running event loop
+
+    assert "$\\boxed{4}$" in output.content
+    assert isinstance(output.raw_output, SearchResult)
+    assert called.content == output.content
+
+
+def test_predict_and_call_uses_the_tool() -> None:
+    llm = MockFunctionCallingLLM(response_generator=calls_the_tool_then_answers)
+
+    response = llm.predict_and_call([tool(output="answer")], user_msg=PROBLEM)
+
+    assert response.response == "4"
+    (source,) = response.sources
+    assert source.tool_name == "solve_with_search" and not source.is_error
+    assert isinstance(source.raw_output, SearchResult)
+
+
+async def test_apredict_and_call_uses_the_tool() -> None:
+    llm = MockFunctionCallingLLM(response_generator=calls_the_tool_then_answers)
+
+    response = await llm.apredict_and_call([tool(output="answer")], user_msg=PROBLEM)
+
+    assert response.response == "4"
+    assert not response.sources[0].is_error
 
 
 def test_bad_arguments_raise_config_errors() -> None:
