@@ -176,6 +176,7 @@ class SearchResult:
             "finished": best.finished if best else False,
             "stop_reason": self.stop_reason,
             "verification": self.verification,
+            "notes": list(self.tree.notes),
             "candidates": len(self.completions),
             "nodes": len(self.tree) - 1,
             "failures": len(self.failures),

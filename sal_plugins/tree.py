@@ -108,7 +108,14 @@ class SearchTree:
     problem: str
     nodes: list[Node] = field(default_factory=list)
     delimiter: str = "\n\n"
+    notes: list[str] = field(default_factory=list, init=False)
+    """What the search had to approximate, each once (e.g. answers compared as strings)."""
     _answers: dict[int, str | None] = field(default_factory=dict, init=False, repr=False)
+
+    def note(self, text: str) -> None:
+        """Record an approximation the result should mention (once per text)."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def __post_init__(self) -> None:
         if not self.nodes:

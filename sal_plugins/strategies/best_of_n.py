@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from sal_plugins.answers import extract_answer, group_equivalent
+from sal_plugins.answers import group_equivalent, warm_up_equivalence
 from sal_plugins.errors import ConfigError
 from sal_plugins.strategies.base import (
     Aggregation,
@@ -34,18 +34,21 @@ __all__ = ["BestOfN", "Selection", "aggregated_bounds", "answer_groups", "select
 Selection = Literal["naive", "weighted", "majority"]
 
 
-def answer_groups(tree: SearchTree, node_ids: Sequence[int], delimiter: str) -> list[list[int]]:
+def answer_groups(tree: SearchTree, node_ids: Sequence[int]) -> list[list[int]]:
     """Positions in ``node_ids`` grouped by equivalent final answers (first seen first).
 
     Candidates without an extractable answer belong to no group.
     """
-    answers = [extract_answer(delimiter.join(tree[i].steps)) for i in node_ids]
-    return group_equivalent(answers)
+    answers = [tree.answer_of(i) for i in node_ids]
+    # Plans run on the event loop: the grouping may hold it for at most a second, whatever the
+    # answers (comparisons left then are made as strings; the groups count them).
+    groups = group_equivalent(answers, time_budget_s=1.0)
+    for reason in groups.reasons:
+        tree.note(f"some answers were compared as normalised strings: {reason}")
+    return groups
 
 
-def select(
-    tree: SearchTree, by_score: Sequence[int], selection: Selection, delimiter: str
-) -> list[int]:
+def select(tree: SearchTree, by_score: Sequence[int], selection: Selection) -> list[int]:
     """Order candidates for a selection, best first; ``by_score`` must be sorted by score already.
 
     ``"naive"`` keeps the score order. ``"weighted"`` puts first the answer whose candidates' scores
@@ -56,7 +59,7 @@ def select(
     """
     if selection == "naive" or not by_score:
         return list(by_score)
-    groups = answer_groups(tree, by_score, delimiter)
+    groups = answer_groups(tree, by_score)
     if selection == "weighted":
         grouped = {i for group in groups for i in group}
         groups += [[i] for i in range(len(by_score)) if i not in grouped]
@@ -81,7 +84,7 @@ def aggregated_bounds(
     Only non-negative ranges qualify (a negative score could lower a leader's total); ``"prod"``
     also needs an upper bound of at most 1 (otherwise products grow past it).
     """
-    bounds = getattr(verifier, "score_range", None) if verifier is not None else None
+    bounds = verifier.score_range if verifier is not None else None
     if bounds is None:
         return None
     low, high = float(bounds[0]), float(bounds[1])
@@ -187,6 +190,8 @@ class BestOfN(SearchStrategy):
 
     def plan(self, problem: str, tree: SearchTree) -> Plan:
         """Sample in one batch (or in rounds, when stopping early), score, select."""
+        if self.effective_selection != "naive":
+            warm_up_equivalence()  # math-verify loads while the model generates
         scores_each_round = self.verifier is not None and self.effective_selection != "majority"
         candidates: list[int] = []
         asked, round_ = 0, 0
@@ -227,7 +232,7 @@ class BestOfN(SearchStrategy):
             top = max(scores, default=None)
             # Ties go to the older candidate, so reaching the bound settles it.
             return bounds is not None and top is not None and top >= bounds[1]
-        groups = answer_groups(tree, pool, self.step_delimiter)
+        groups = answer_groups(tree, pool)
         if selection == "majority":
             weights = sorted((float(len(g)) for g in groups), reverse=True)
             per_sample = 1.0
@@ -248,4 +253,4 @@ class BestOfN(SearchStrategy):
     def rank(self, tree: SearchTree, node_ids: Sequence[int]) -> list[int]:
         """Order candidates by the configured selection, best first."""
         by_score = super().rank(tree, node_ids)
-        return select(tree, by_score, self.effective_selection, self.step_delimiter)
+        return select(tree, by_score, self.effective_selection)

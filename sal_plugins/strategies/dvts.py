@@ -27,6 +27,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
+from sal_plugins.answers import warm_up_equivalence
 from sal_plugins.errors import ConfigError
 from sal_plugins.plan import Expand, Outcome, Plan, Request, Score
 from sal_plugins.strategies.base import SearchStrategy
@@ -91,6 +92,8 @@ class DVTS(SearchStrategy):
 
     def plan(self, problem: str, tree: SearchTree) -> Plan:
         """Rounds of expand-all, score-all, keep the best candidate per subtree."""
+        if self.selection != "naive":
+            warm_up_equivalence()  # math-verify loads while the model generates
         current = dict.fromkeys(range(self.subtrees), 0)  # live subtree -> node it grows from
         final: dict[int, list[int]] = {}  # ended subtree -> its finished candidates
         unverified = 0  # subtrees that ended because the verifier scored none of their steps
@@ -134,4 +137,4 @@ class DVTS(SearchStrategy):
 
     def rank(self, tree: SearchTree, node_ids: Sequence[int]) -> list[int]:
         """Order final candidates by the configured selection, best first."""
-        return select(tree, super().rank(tree, node_ids), self.selection, self.step_delimiter)
+        return select(tree, super().rank(tree, node_ids), self.selection)
