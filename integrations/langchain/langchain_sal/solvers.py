@@ -244,6 +244,14 @@ class LangChainSolver:
         llm_type = getattr(self.chat_model, "_llm_type", "")
         return "native" if llm_type in PREFILL_PROVIDERS else "instructed"
 
+    def __repr__(self) -> str:
+        # Not the model's own repr: it shows base URLs, which may carry credentials.
+        return (
+            f"LangChainSolver(chat_model={type(self.chat_model).__name__}"
+            f"(model={self.model_name!r}), continuation={self.continuation!r}, "
+            f"n_mode={self.n_mode!r})"
+        )
+
     @property
     def model_name(self) -> str:
         """A name for error messages."""

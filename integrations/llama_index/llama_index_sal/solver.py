@@ -168,6 +168,15 @@ class LlamaIndexSolver:
             pricing=self.pricing,
         )
 
+    def __repr__(self) -> str:
+        # Not the LLM's own repr: LlamaIndex LLMs show their api_key and URLs in it.
+        model = getattr(self.llm, "model", None)
+        shown = f"model={model!r}" if isinstance(model, str) else ""
+        return (
+            f"LlamaIndexSolver(llm={type(self.llm).__name__}({shown}), "
+            f"continuation={self.continuation!r})"
+        )
+
     @property
     def name(self) -> str:
         """The wrapped LLM's class name (used in error messages)."""

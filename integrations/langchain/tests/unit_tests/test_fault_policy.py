@@ -53,3 +53,16 @@ def test_transport_faults_are_transient() -> None:
         translate_error(httpx.ReadTimeout("slow", request=request), "m"), TransientError
     )
     assert isinstance(translate_error(ConnectionResetError("reset"), "m"), TransientError)
+
+
+def test_the_solver_repr_shows_no_credentials() -> None:
+    from langchain_openai import ChatOpenAI
+
+    from langchain_sal import LangChainSolver
+
+    model = ChatOpenAI(
+        base_url="http://user:hunter2@h.test/v1", api_key="sk-abcdefghijklmnop", model="m"
+    )
+    shown = repr(LangChainSolver(model))
+    assert "hunter2" not in shown and "sk-abcdefghijklmnop" not in shown
+    assert "ChatOpenAI(model='m')" in shown

@@ -53,3 +53,16 @@ def test_transport_faults_are_transient() -> None:
         map_llm_error(httpx.ReadTimeout("slow", request=request), "m"), TransientError
     )
     assert isinstance(map_llm_error(ConnectionResetError("reset"), "m"), TransientError)
+
+
+def test_the_solver_repr_shows_no_credentials() -> None:
+    from llama_index.llms.openai_like import OpenAILike
+
+    from llama_index_sal import LlamaIndexSolver
+
+    llm = OpenAILike(
+        api_base="http://user:hunter2@h.test/v1", api_key="sk-abcdefghijklmnop", model="m"
+    )
+    shown = repr(LlamaIndexSolver(llm=llm))
+    assert "hunter2" not in shown and "sk-abcdefghijklmnop" not in shown
+    assert "OpenAILike(model='m')" in shown
