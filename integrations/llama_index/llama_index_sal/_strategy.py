@@ -14,7 +14,12 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from llama_index.core.base.llms.base import BaseLLM
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole, ToolCallBlock
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
+
+try:  # llama-index-core 0.13+; 0.12 (the QueryComponent's environment) has no tool-call blocks
+    from llama_index.core.base.llms.types import ToolCallBlock
+except ImportError:  # pragma: no cover - exercised in the 0.12 environment
+    ToolCallBlock = None  # type: ignore[assignment,misc]
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from sal_plugins import strategies
@@ -128,7 +133,8 @@ def _tool_calls(message: ChatMessage, tool_llm: FunctionCallingLLM | None) -> tu
         except (ValueError, TypeError, KeyError, AttributeError):
             selections = []
     if not selections:
-        selections = [b for b in message.blocks if isinstance(b, ToolCallBlock)]
+        blocks = message.blocks if ToolCallBlock is not None else []
+        selections = [b for b in blocks if isinstance(b, ToolCallBlock)]
         selections += [
             item
             for item in message.additional_kwargs.get("tool_calls") or ()
@@ -138,7 +144,7 @@ def _tool_calls(message: ChatMessage, tool_llm: FunctionCallingLLM | None) -> tu
     for item in selections:
         if isinstance(item, ToolSelection):
             calls.append(ToolCall(item.tool_name, item.tool_kwargs, item.tool_id or None))
-        elif isinstance(item, ToolCallBlock):
+        elif ToolCallBlock is not None and isinstance(item, ToolCallBlock):
             args = _arguments(item.tool_kwargs)
             calls.append(ToolCall(item.tool_name, args, item.tool_call_id or None))
     return tuple(calls)
