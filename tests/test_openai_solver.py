@@ -491,6 +491,7 @@ def test_one_solver_serves_successive_sync_runs(llama_server: str, transport: st
         MODEL, llama_server, continuation="completion", transport=cast(Any, transport)
     )
     search = sal.BestOfN(solver=solver, n=1, max_tokens=4, seed=0, max_retries=0)
+    gc.collect()  # what earlier tests left behind is theirs, not this solver's
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         for _ in range(2):
