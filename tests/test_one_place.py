@@ -62,6 +62,7 @@ def test_capabilities_are_read_as_declared_not_sniffed() -> None:
         (r"^def is_transient_status\b", "sal_plugins/faults.py"),
         (r"^def ends_solution\b", "sal_plugins/tree.py"),
         (r"^def split_steps\b", "sal_plugins/tree.py"),
+        (r"^def problem_from_conversation\b", "sal_plugins/conversation.py"),
     ],
 )
 def test_one_definition(definition: str, home: str) -> None:
