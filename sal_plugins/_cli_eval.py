@@ -1,9 +1,16 @@
-"""``sal eval DATASET``: accuracy vs. compute of strategies over a dataset, resumable."""
+"""``sal eval DATASET``: accuracy vs. compute of strategies over a dataset, resumable.
+
+Optional dependencies are checked before any work: without matplotlib the evaluation still runs
+and writes its table and records, and says up front (and again at the end) that the plot is
+skipped.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -14,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sal_plugins._cli_setup import (
+    Components,
     add_model_flags,
     add_strategy_flags,
     build_components,
@@ -21,10 +29,11 @@ from sal_plugins._cli_setup import (
     canonical_strategy,
     strategy_names,
 )
-from sal_plugins.errors import ConfigError
+from sal_plugins.embedded import embedded_settings, embedded_verifier
+from sal_plugins.errors import ConfigError, MissingDependencyError
 from sal_plugins.eval.datasets import load_problems
 from sal_plugins.eval.plot import plot_accuracy_vs_budget
-from sal_plugins.eval.report import HEADERS, format_table, summarize, table_rows
+from sal_plugins.eval.report import HEADERS, ArmSummary, format_table, summarize, table_rows
 from sal_plugins.eval.runner import Arm, Record, RunFolder, run_arms
 from sal_plugins.strategies.base import SearchStrategy
 from sal_plugins.sync import run_sync
@@ -144,16 +153,64 @@ def _print_table(rows: list[tuple[str, ...]], markdown: str, out: TextIO) -> Non
     console.print(table)
 
 
+_PLOT_HINT = "pip install 'sal-plugins[eval]'"
+
+
+def _plot_unavailable() -> str | None:
+    """Why the plot cannot be drawn (matplotlib is missing), or ``None`` when it can."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return f"matplotlib is not installed ({_PLOT_HINT})"
+    return None
+
+
+_PRESET_FLAGS = ("beam_width", "max_steps", "temperature", "max_tokens")
+
+
+def _arm_strategy(arm: Arm, args: argparse.Namespace, components: Components) -> SearchStrategy:
+    """The strategy of one arm, with the embedded model's tuned settings where flags say none.
+
+    The same rule as ``sal run`` (``_cli_run.apply_embedded_preset``, which this layer may not
+    import), except that ``n`` is the arm's.
+    """
+    if components.embedded:
+        given = {"n"} | {name for name in _PRESET_FLAGS if getattr(args, name) is not None}
+        given |= {pair.partition("=")[0].strip().replace("-", "_") for pair in args.options}
+        preset = embedded_settings(arm.strategy, given=given)
+        extra = [f"{name}={json.dumps(value)}" for name, value in preset.items()]
+        args = argparse.Namespace(**{**vars(args), "options": [*args.options, *extra]})
+        if components.description.get("verifier") == "arithmetic":
+            components = dataclasses.replace(components, verifier=embedded_verifier())
+    return build_strategy(arm.strategy, arm.n, args, components, strict=False)
+
+
+def _draw_plot(summaries: list[ArmSummary], path: Path, title: str) -> str:
+    """Draw the plot; return what to tell the user (the file, or why there is none)."""
+    try:
+        plot_accuracy_vs_budget(summaries, path, title=title)
+    except MissingDependencyError:
+        return f"plot:       skipped, matplotlib is not installed ({_PLOT_HINT})"
+    except Exception as error:  # a broken matplotlib install or backend: the table still stands
+        return f"plot:       not drawn ({type(error).__name__}: {error})"
+    return f"plot:       {path}"
+
+
 def eval_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Evaluate the requested arms; write and print the table (and plot); return the exit code."""
     out = out if out is not None else sys.stdout
     arms = parse_arms(args.strategy, args.n)
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit {args.limit}: must be at least 1")
+    missing_plot = None if args.no_plot else _plot_unavailable()
+    if missing_plot:
+        print(
+            f"sal eval: {missing_plot}: accuracy_vs_budget.png will be skipped; the table and "
+            "the records are written as usual (--no-plot silences this)",
+            file=sys.stderr,
+        )
     problems = load_problems(args.dataset, split=args.split, subset=args.subset, limit=args.limit)
     components = build_components(args)
     for arm in arms:  # refuse a bad combination before any search runs
-        build_strategy(arm.strategy, arm.n, args, components, strict=False)
+        _arm_strategy(arm, args, components)
     settings = {
         "dataset": args.dataset,
         "split": args.split,
@@ -170,8 +227,7 @@ def eval_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     folder = RunFolder(args.out or default_out, settings)
 
     def factory(arm: Arm, seed: int | None) -> SearchStrategy:
-        strategy = build_strategy(arm.strategy, arm.n, args, components, strict=False)
-        return strategy.model_copy(update={"seed": seed})
+        return _arm_strategy(arm, args, components).model_copy(update={"seed": seed})
 
     progress = _EvalProgress(arms, len(problems), quiet=args.quiet)
     with progress.progress if progress.live else contextlib.nullcontext():
@@ -186,12 +242,18 @@ def eval_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     (folder.path / "summary.json").write_text(
         json.dumps([s.to_dict() for s in summaries], indent=2) + "\n", encoding="utf-8"
     )
+    plot_note = None
     if not args.no_plot:
         title = f"{Path(args.dataset).name}: {len(problems)} problems, {components.description['solver']}"
-        plot_accuracy_vs_budget(summaries, folder.path / "accuracy_vs_budget.png", title=title)
+        plot_note = _draw_plot(summaries, folder.path / "accuracy_vs_budget.png", title)
     if args.json:
         print(json.dumps([s.to_dict() for s in summaries], indent=2), file=out)
+        print(f"run folder: {folder.path}", file=sys.stderr)
+        if plot_note:
+            print(plot_note, file=sys.stderr)
     else:
         _print_table(table_rows(summaries), markdown, out)
         print(f"run folder: {folder.path}", file=out)
+        if plot_note:
+            print(plot_note, file=out)
     return 0

@@ -19,6 +19,7 @@ from sal_plugins.events import (
     RequestFailed,
     RequestRetried,
     SearchEvent,
+    SearchFinished,
     SearchStarted,
 )
 
@@ -27,6 +28,11 @@ __all__ = ["SearchProgress"]
 
 class SearchProgress:
     """Shows a search's events as they arrive (use as a context manager, feed :meth:`update`).
+
+    ``best`` is the best score of the latest scored round while the search runs, and the score
+    of the selected solution once it has finished: the figure the summary prints, even when the
+    selection picked another candidate than the top-scored one (a weighted vote) or a later
+    round scored lower than an earlier one (beam search).
 
     Args:
         stream: where progress goes (stderr, so ``--json`` output on stdout stays clean).
@@ -101,11 +107,14 @@ class SearchProgress:
         if isinstance(event, CandidatesScored):
             self.scored += len(event.node_ids)
             if event.best_score is not None:
-                self.best = (
-                    event.best_score if self.best is None else max(self.best, event.best_score)
-                )
+                self.best = event.best_score
             best = "-" if event.best_score is None else f"{event.best_score:.3f}"
             return f"round {event.round}: {len(event.node_ids)} scored, best {best}"
+        if isinstance(event, SearchFinished):
+            selected = event.result.best
+            self.best = None if selected is None else selected.score
+            best = "-" if self.best is None else f"{self.best:.3f}"
+            return f"done ({event.result.stop_reason}): selected score {best}"
         if isinstance(event, RequestRetried):
             self.retries += 1
             return f"retrying {event.stage} (attempt {event.attempt}) in {event.wait_s:.1f}s: {event.error}"

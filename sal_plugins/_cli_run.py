@@ -1,10 +1,19 @@
-"""``sal run PROBLEM``: one search, with live progress, a summary, and optional JSON and tree files."""
+"""``sal run PROBLEM``: one search, with live progress, a summary, and optional JSON and tree files.
+
+On the embedded model the search runs with the settings tuned for it
+(:func:`sal_plugins.embedded.embedded_settings`) wherever no flag says otherwise, and by default
+(``--compare``) the greedy answer is printed beside the searched one, with the verifier's verdict
+on every candidate, so that what the search changed is in plain sight.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import re
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -14,20 +23,41 @@ from rich.table import Table
 
 from sal_plugins._cli_progress import SearchProgress
 from sal_plugins._cli_setup import (
+    Components,
     add_model_flags,
     add_strategy_flags,
     build_components,
     build_strategy,
+    canonical_strategy,
     check_strategy_flags,
     strategy_names,
 )
-from sal_plugins.errors import ConfigError, SearchError
+from sal_plugins.answers import extract_answer
+from sal_plugins.embedded import embedded_settings, embedded_verifier
+from sal_plugins.errors import ConfigError, InputError, SearchError
 from sal_plugins.events import SearchFinished
-from sal_plugins.results import SearchResult, Usage
+from sal_plugins.results import Completion, SearchResult, Usage
+from sal_plugins.strategies import build_strategy as build_search
 from sal_plugins.strategies.base import SearchStrategy
 from sal_plugins.sync import run_sync
+from sal_plugins.verifiers.arithmetic import ArithmeticVerifier, find_equations, problem_value
 
-__all__ = ["add_run_parser", "run_command", "summary_lines"]
+__all__ = [
+    "add_run_parser",
+    "apply_embedded_preset",
+    "run_command",
+    "stop_reason_text",
+    "summary_lines",
+    "verdict",
+]
+
+DEFAULT_N = 4
+"""Samples per search when neither ``--n`` nor the embedded preset says otherwise."""
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+_FLAG_KEYS = ("n", "beam_width", "max_steps", "temperature", "max_tokens")
+"""Preset settings that have a flag of their own (a flag given on the command line wins)."""
 
 _TREE_FORMATS = {
     ".html": "html",
@@ -52,10 +82,23 @@ def add_run_parser(commands: argparse._SubParsersAction[Any]) -> None:
         default="best_of_n",
         help=f"one of {', '.join(strategy_names())} (default best_of_n; hyphens accepted)",
     )
-    parser.add_argument("--n", type=int, default=4, help="samples per search (default 4)")
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help=f"samples per search (default {embedded_settings()['n']} on the embedded model, "
+        f"else {DEFAULT_N})",
+    )
     add_strategy_flags(parser)
     add_model_flags(parser)
     output = parser.add_argument_group("output")
+    output.add_argument(
+        "--compare",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also decode greedily and print that answer beside the searched one, with the "
+        "verifier's verdict on every candidate (default: on for the embedded model only)",
+    )
     output.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     output.add_argument(
         "--tree", metavar="FILE", help="write the search tree: .html page, .json, or .mmd (Mermaid)"
@@ -93,6 +136,92 @@ async def _search(strategy: SearchStrategy, problem: str, progress: SearchProgre
     raise AssertionError("a search always ends with SearchFinished")  # pragma: no cover
 
 
+def apply_embedded_preset(
+    args: argparse.Namespace, strategy: str, components: Components
+) -> tuple[argparse.Namespace, Components]:
+    """The flags and components with the embedded model's tuned settings filled in.
+
+    On the embedded model (and only there) every setting of
+    :func:`~sal_plugins.embedded.embedded_settings` that no flag and no ``--set`` gave is added
+    as a ``--set`` entry (the system prompt, the step delimiter, the temperature, ...), and the
+    arithmetic verifier becomes :func:`~sal_plugins.embedded.embedded_verifier` (whole-solution
+    checks). ``--n`` is set only where it was not given.
+
+    Args:
+        args: the parsed flags (not modified).
+        strategy: the strategy or recipe about to be built.
+        components: the solver and verifier the flags chose.
+
+    Returns:
+        A copy of ``args`` and the components to build the strategy with.
+    """
+    if not components.embedded:
+        return args, components
+    given = {name for name in _FLAG_KEYS if getattr(args, name, None) is not None}
+    given |= {pair.partition("=")[0].strip().replace("-", "_") for pair in args.options}
+    preset = embedded_settings(canonical_strategy(strategy), given=given)
+    n = preset.pop("n", None)
+    args = argparse.Namespace(**vars(args))
+    args.n = args.n if args.n is not None else n
+    args.options = [*args.options, *(f"{k}={json.dumps(v)}" for k, v in preset.items())]
+    if components.description.get("verifier") == "arithmetic":
+        components = dataclasses.replace(components, verifier=embedded_verifier())
+    return args, components
+
+
+def verdict(completion: Completion, problem: str, verifier: object) -> str:
+    """What the verifier made of one candidate, in a few words.
+
+    For the arithmetic verifier: the first wrong equation, a stated answer that is not the
+    problem's value (a bare expression) or not what the work computed, ``checked`` when it
+    scored full marks, else ``nothing to check``. For any other verifier: its score.
+    """
+    if completion.score is None:
+        return "not scored"
+    if not isinstance(verifier, ArithmeticVerifier):
+        return f"score {completion.score:.3f}"
+    equations = find_equations(completion.text, rounding=verifier.rounding)
+    wrong = next((e for e in equations if not e.correct), None)
+    if wrong is not None:
+        return f"wrong: {wrong.left} = {wrong.right}"
+    stated = _stated_value(completion.text)
+    expected = problem_value(problem) if verifier.check_answer else None
+    if stated is not None and expected is not None and stated != expected:
+        return f"wrong answer (the problem's value is {expected})"
+    computed = equations[-1].value if equations else None
+    unfollowed = expected is None and None not in (stated, computed) and stated != computed
+    if verifier.cumulative and unfollowed and completion.score < 1.0:
+        return "answer is not what the work computed"
+    return "checked" if completion.score >= 1.0 else "nothing to check"
+
+
+def _stated_value(text: str) -> Fraction | None:
+    """The number a solution states as its final answer, if it states one."""
+    answer = extract_answer(text, flexible=False)
+    match = _NUMBER.search(answer or "")
+    if match is None:
+        return None
+    try:
+        return Fraction(match.group().replace(",", ""))
+    except ValueError:
+        return None
+
+
+def stop_reason_text(result: SearchResult) -> str:
+    """Why the search ended, saying so when every request failed or nothing was verified."""
+    failures = result.failures
+    if not result.completions and failures:
+        return f"error: every request failed ({len(failures)} failed; last: {failures[-1].error})"
+    reason: str = result.stop_reason
+    if failures:
+        reason += f", {len(failures)} failed requests"
+    if result.verification == "unverified":
+        reason += "; unverified: every verifier call failed, the pick is the solver's order"
+    elif result.verification == "partial":
+        reason += "; partly verified: some candidates could not be scored"
+    return reason
+
+
 def summary_lines(result: SearchResult) -> list[tuple[str, str]]:
     """The search summary as (label, value) pairs: answer, score, calls, tokens, time, stop."""
     usage = result.usage
@@ -108,11 +237,53 @@ def summary_lines(result: SearchResult) -> list[tuple[str, str]]:
         ("calls", f"{usage.generation_calls} generation + {usage.verifier_calls} verifier"),
         ("tokens", _tokens(usage)),
         ("time", f"{usage.wall_time_s:.1f}s"),
-        (
-            "stop reason",
-            result.stop_reason + (f", {usage.failures} failed requests" if usage.failures else ""),
-        ),
+        ("stop reason", stop_reason_text(result)),
     ]
+
+
+def _compare_rows(
+    result: SearchResult, greedy: SearchResult, verifier: object
+) -> list[tuple[str, ...]]:
+    """Rows of the greedy-vs-search table: one for each run, then one per search candidate."""
+    problem = result.problem
+
+    def row(label: str, run: SearchResult, completion: Completion | None) -> tuple[str, ...]:
+        if completion is None:
+            return (label, "(none)", "-", "-", stop_reason_text(run))
+        score = "-" if completion.score is None else f"{completion.score:.2f}"
+        answer = completion.answer if completion.answer is not None else "(none)"
+        finished = "" if completion.finished else " (unfinished)"
+        return (label, answer, score, f"{run.usage.wall_time_s:.1f}s",
+                verdict(completion, problem, verifier) + finished)  # fmt: skip
+
+    rows = [
+        row("greedy", greedy, greedy.best),
+        row(f"search ({result.strategy})", result, result.best),
+    ]
+    for index, completion in enumerate(result.completions, start=1):
+        label, answer, score, _, said = row(f"  candidate {index}", result, completion)
+        rows.append((label, answer, score, "", said))
+    return rows
+
+
+_COMPARE_HEADERS = ("", "answer", "score", "time", "verdict")
+
+
+def _print_compare(rows: list[tuple[str, ...]], out: TextIO) -> None:
+    console = Console(file=out, highlight=False)
+    if console.is_terminal:
+        table = Table(title="greedy vs. search", title_justify="left")
+        for header in _COMPARE_HEADERS:
+            table.add_column(header, justify="right" if header in ("score", "time") else "left")
+        for cells in rows:
+            table.add_row(*cells)
+        console.print(table)
+        return
+    print(file=out)
+    widths = [max(len(r[i]) for r in [_COMPARE_HEADERS, *rows]) for i in range(4)]
+    for cells in [_COMPARE_HEADERS, *rows]:
+        line = "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=False))
+        print(f"{line}  {cells[4]}".rstrip(), file=out)
 
 
 def _print_summary(result: SearchResult, out: TextIO) -> None:
@@ -134,34 +305,78 @@ def _print_summary(result: SearchResult, out: TextIO) -> None:
         print(f"{label + ':':<13}{value}", file=out)
 
 
-def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run one search as the flags say; print the result; return the exit code."""
-    out = out if out is not None else sys.stdout
-    tree_format = _tree_format(args.tree) if args.tree else None
-    if args.n < 1:
-        raise ConfigError(f"--n {args.n}: must be at least 1")
-    check_strategy_flags(args.strategy, args)
-    components = build_components(args)
-    strategy = build_strategy(args.strategy, args.n, args, components)
-    progress = SearchProgress(enabled=not args.quiet)
-    code = 0
+def _run(
+    strategy: SearchStrategy, problem: str, progress: SearchProgress
+) -> tuple[SearchResult, int]:
+    """The search's result and exit code (1 when it failed, with what it had found)."""
     try:
-        result = run_sync(lambda: _search(strategy, args.problem, progress))
+        return run_sync(lambda: _search(strategy, problem, progress)), 0
     except SearchError as error:
         if error.result is None:
             raise
         print(f"sal: {error}", file=sys.stderr)
-        result, code = error.result, 1
+        return error.result, 1
+
+
+def _greedy(strategy: SearchStrategy) -> SearchStrategy:
+    """One sample at temperature 0 with the same prompt, limits and verifier as ``strategy``."""
+    shared = ("system_prompt", "step_delimiter", "max_tokens", "aggregation", "seed", "budget")
+    settings = {name: getattr(strategy, name) for name in shared}
+    return build_search(
+        "best_of_n",
+        solver=strategy.solver,
+        verifier=strategy.verifier,
+        n=1,
+        temperature=0.0,
+        **settings,
+    )
+
+
+def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run one search as the flags say; print the result; return the exit code."""
+    out = out if out is not None else sys.stdout
+    if not args.problem.strip():
+        raise InputError('the problem is empty: pass the question to solve, e.g. "What is 2 + 3?"')
+    tree_format = _tree_format(args.tree) if args.tree else None
+    if args.n is not None and args.n < 1:
+        raise ConfigError(f"--n {args.n}: must be at least 1")
+    check_strategy_flags(args.strategy, args)
+    components = build_components(args)
+    args, components = apply_embedded_preset(args, args.strategy, components)
+    n = args.n if args.n is not None else DEFAULT_N
+    strategy = build_strategy(args.strategy, n, args, components)
+    compare = components.embedded if args.compare is None else args.compare
+    result, code = _run(strategy, args.problem, SearchProgress(enabled=not args.quiet))
+    greedy = None
+    if compare and result.completions:
+        greedy, _ = _run(_greedy(strategy), args.problem, SearchProgress(enabled=False))
     if args.tree and tree_format:
         _write_tree(result, args.tree, tree_format)
     if args.json:
         data = result.to_dict()
         data.pop("tree", None)
+        if not result.completions and result.failures:
+            data["stop_reason"] = "error"
+        if greedy is not None:
+            data["greedy"] = {
+                "answer": greedy.answer,
+                "text": greedy.text,
+                "score": greedy.best.score if greedy.best else None,
+                "verdict": (
+                    verdict(greedy.best, args.problem, strategy.verifier) if greedy.best else None
+                ),
+                "usage": greedy.usage.to_dict(),
+            }
+            data["verdicts"] = [
+                verdict(c, args.problem, strategy.verifier) for c in result.completions
+            ]
         print(json.dumps(data, indent=2, ensure_ascii=False), file=out)
     else:
         _print_summary(result, out)
         if args.tree:
             print(f"{'tree:':<13}{args.tree}", file=out)
+        if greedy is not None:
+            _print_compare(_compare_rows(result, greedy, strategy.verifier), out)
     return code
 
 

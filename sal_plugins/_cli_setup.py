@@ -37,7 +37,7 @@ RECIPES = ("greedy", "self_consistency")
 """Names accepted beside the strategies: ``greedy`` (one sample at temperature 0, no verifier) and
 ``self_consistency`` (best-of-N with a majority vote and no verifier)."""
 
-EMBEDDED_DEFAULTS: dict[str, Any] = {"max_tokens": 256, "max_steps": 8, "temperature": 0.2}
+EMBEDDED_DEFAULTS: dict[str, Any] = {"max_tokens": 48, "max_steps": 6, "temperature": 0.7}
 """Settings for the embedded 135M model when no flag says otherwise: short requests keep it quick
 on a laptop CPU, and a low temperature keeps such a small model's samples on topic."""
 

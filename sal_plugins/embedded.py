@@ -7,6 +7,19 @@ download and no API key::
 
     solver = embedded_solver()                        # a LlamaCppSolver over the bundled GGUF
 
+A 135M model needs its own settings to gain from a search: :func:`embedded_settings` gives the
+ones tuned for it (a prompt whose worked examples write one checkable equation per line, the
+line as the step, a sampling temperature, token caps), :func:`embedded_verifier` the arithmetic
+verifier set up to judge whole solutions::
+
+    import sal_plugins as sal
+    from sal_plugins.embedded import embedded_settings, embedded_solver, embedded_verifier
+
+    search = sal.BestOfN(
+        solver=embedded_solver(), verifier=embedded_verifier(), **embedded_settings("best_of_n")
+    )
+    search.run("What is 23 + 48?").answer            # '71'
+
 For code that needs a real OpenAI-compatible HTTP server (tests, examples),
 :func:`serve_embedded_model` starts ``llama_cpp.server`` on a free loopback port (extra
 ``server``)::
@@ -29,27 +42,113 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
 from sal_plugins._model_file import DEFAULT_MODEL_FILE, default_model_path
-from sal_plugins.errors import MissingDependencyError, SalError
+from sal_plugins.errors import ConfigError, MissingDependencyError, SalError
+from sal_plugins.solvers.prompts import (
+    EMBEDDED_EXAMPLES,
+    EMBEDDED_SYSTEM_PROMPT,
+    ChatMessage,
+    chatml,
+    with_examples,
+)
+from sal_plugins.verifiers.arithmetic import ArithmeticVerifier
 
 if TYPE_CHECKING:
     from sal_plugins.solvers.llamacpp import LlamaCppSolver
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
+    "EMBEDDED_SEARCH",
     "EmbeddedServerError",
     "default_model_path",
+    "embedded_settings",
     "embedded_solver",
+    "embedded_verifier",
     "serve_embedded_model",
 ]
 
 _POLL_S = 0.25
+_RECIPES = ("greedy", "self_consistency")
+
+_SMOLLM_SYSTEM_PROMPT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+"""What SmolLM2's own chat template puts in the system turn when a request has none."""
+
+EMBEDDED_SEARCH: dict[str, dict[str, Any]] = {
+    "shared": {
+        "system_prompt": EMBEDDED_SYSTEM_PROMPT,
+        "step_delimiter": "\n",
+        "temperature": 0.7,
+        "max_tokens": 48,
+    },
+    "best_of_n": {"n": 8, "selection": "weighted", "early_stop": True},
+    "beam_search": {"n": 8, "beam_width": 2, "max_steps": 6},
+    "dvts": {"n": 8, "beam_width": 2, "max_steps": 6},
+    "self_revision": {},
+}
+"""Settings tuned for the embedded SmolLM2-135M (on generated problems; see
+``benchmarks/README.md``), shared by every strategy and per strategy name. The CLI applies them
+when it runs the embedded model; :func:`embedded_settings` merges them for one strategy.
+
+One equation per line (the line is the step, so the verifier judges each), 48 tokens per
+request (two-step solutions take about 30), temperature 0.7 (on generated problems the
+chance that some of 8 samples is right was flat from 0.6 to 0.85 and lower at 1.0), best-of-8
+with the weighted vote over :func:`embedded_verifier`'s 0-or-1 scores, which stops drawing
+samples once the checked answer is settled."""
+
+
+def embedded_settings(
+    strategy: str = "best_of_n", *, given: Collection[str] = ()
+) -> dict[str, Any]:
+    """The settings tuned for the embedded model, for one strategy (keyword arguments).
+
+    Args:
+        strategy: ``"best_of_n"``, ``"beam_search"``, ``"dvts"`` or ``"self_revision"``; also the
+            command line's recipes ``"greedy"`` (best-of-N's prompt and limits, without ``n``,
+            ``selection`` or a temperature) and ``"self_consistency"`` (without ``n`` or
+            ``selection``).
+        given: settings chosen elsewhere (flags, the user's own keyword arguments); they are left
+            out.
+
+    Raises:
+        ConfigError: an unknown strategy name.
+    """
+    key = strategy.strip().lower().replace("-", "_")
+    dropped = set(given)
+    if key in _RECIPES:
+        dropped |= {"n", "selection"} | ({"temperature"} if key == "greedy" else set())
+        key = "best_of_n"
+    if key == "shared" or key not in EMBEDDED_SEARCH:
+        known = ", ".join([*(k for k in EMBEDDED_SEARCH if k != "shared"), *_RECIPES])
+        raise ConfigError(f"embedded_settings({strategy!r}): choose one of {known}")
+    settings = {**EMBEDDED_SEARCH["shared"], **EMBEDDED_SEARCH[key]}
+    return {name: value for name, value in settings.items() if name not in dropped}
+
+
+def embedded_verifier() -> ArithmeticVerifier:
+    """The verifier of the embedded default: :class:`ArithmeticVerifier` judging whole solutions.
+
+    ``cumulative=True`` scores each step by the solution up to it (``"last"`` aggregation),
+    ``require_all_numbers=True`` accepts an answer only from work that used every number of the
+    problem, and ``neutral=0.0`` gives nothing for a solution with nothing checked: a candidate
+    scores 1 when every equation it wrote holds, they use all the problem's numbers and its
+    answer is what they computed, else 0. With best-of-N's ``"weighted"`` selection the checked
+    candidates win, the most frequent answer among them first, and with none checked the vote
+    among all decides.
+    """
+    return ArithmeticVerifier(cumulative=True, neutral=0.0, require_all_numbers=True)
+
+
+def _bundled_template(messages: Sequence[ChatMessage], continue_final_message: bool) -> str:
+    """SmolLM2's own chat template: ChatML, with its default system turn when there is none."""
+    if not messages or messages[0]["role"] != "system":
+        messages = [{"role": "system", "content": _SMOLLM_SYSTEM_PROMPT}, *messages]
+    return chatml(messages, continue_final_message)
 
 
 class EmbeddedServerError(SalError):
@@ -59,14 +158,24 @@ class EmbeddedServerError(SalError):
 def embedded_solver(**kwargs: Any) -> LlamaCppSolver:
     """A :class:`~sal_plugins.solvers.llamacpp.LlamaCppSolver` over the bundled model.
 
+    Requests whose system prompt is
+    :data:`~sal_plugins.solvers.prompts.EMBEDDED_SYSTEM_PROMPT` (what :func:`embedded_settings`
+    sets) see :data:`~sal_plugins.solvers.prompts.EMBEDDED_EXAMPLES` as earlier turns of the
+    chat; every other request is rendered by SmolLM2's own template, as before.
+
     Args:
-        **kwargs: passed to ``LlamaCppSolver`` (``n_ctx``, ``n_threads``, ``verbose``, ...).
+        **kwargs: passed to ``LlamaCppSolver`` (``n_ctx``, ``n_threads``, ``verbose``, ...); a
+            ``model_path`` or ``chat_template`` of your own turns the examples off.
 
     Raises:
         MissingDependencyError: the ``local`` extra is not installed.
     """
     from sal_plugins.solvers.llamacpp import LlamaCppSolver
 
+    if kwargs.get("model_path") is None and kwargs.get("chat_template") is None:
+        kwargs["chat_template"] = with_examples(
+            _bundled_template, EMBEDDED_EXAMPLES, system_prompt=EMBEDDED_SYSTEM_PROMPT
+        )
     return LlamaCppSolver(**kwargs)
 
 

@@ -206,9 +206,9 @@ def test_embedded_default_when_no_solver_is_named(
     data = json.loads(out)
     assert data["answer"] == "71"
     request = SOLVERS[-1].requests[0]
-    assert request.max_tokens == 256  # embedded default, not the 1024 of a served model
-    assert request.temperature == 0.2
-    assert request.n == 4
+    assert request.max_tokens == 48  # embedded default, not the 1024 of a served model
+    assert request.temperature == 0.7
+    assert request.n == 5  # the first early-stop round of best-of-8
 
 
 def test_openai_and_pooling_flags_build_those_adapters() -> None:

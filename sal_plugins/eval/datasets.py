@@ -118,6 +118,25 @@ def _load_hub(name: str, *, split: str, subset: str | None) -> list[dict[str, An
     return [dict(row) for row in data]
 
 
+_FILE_SUFFIXES = frozenset(
+    {".jsonl", ".json", ".ndjson", ".txt", ".csv", ".tsv", ".parquet", ".gz"}
+)
+
+
+def _looks_like_a_path(source: str) -> bool:
+    """Whether ``source`` names a local file rather than a hub dataset (``owner/name``).
+
+    A hub name has exactly one slash and starts with neither ``.``, ``/`` nor ``~``; anything
+    with a data file suffix, another shape, or whose first part is an existing directory is a
+    path, so a missing file says so instead of asking for the ``datasets`` package.
+    """
+    path = Path(source)
+    if path.suffix.lower() in _FILE_SUFFIXES or source.startswith((".", "/", "~", "\\")):
+        return True
+    parts = source.replace("\\", "/").split("/")
+    return len(parts) != 2 or not all(parts) or Path(parts[0]).is_dir()
+
+
 def load_problems(
     source: str, *, split: str = "test", subset: str | None = None, limit: int | None = None
 ) -> list[Problem]:
@@ -130,21 +149,26 @@ def load_problems(
         limit: keep only the first ``limit`` problems.
 
     Raises:
-        InputError: the file is missing or malformed, or the hub could not serve the dataset.
+        InputError: the file is missing ("no such file", also for a path without a ``.jsonl``
+            suffix) or malformed, or the hub could not serve the dataset.
         MissingDependencyError: a hub name was given but ``datasets`` is not installed.
     """
     path = Path(source)
-    if path.suffix in (".jsonl", ".json") or path.exists():
-        if not path.is_file():
-            raise InputError(f"dataset file {source!r} does not exist")
+    if path.is_file():
         rows = _read_jsonl(path)
-    elif "/" in source:
-        rows = _load_hub(source, split=split, subset=subset)
-    else:
+    elif path.exists() or _looks_like_a_path(source):
+        if path.is_dir():
+            why = " (it is a directory)"
+        elif "/" not in source and "\\" not in source and not path.suffix:
+            why = ", and it is neither a file nor a Hugging Face name (owner/name)"
+        else:
+            why = " (the dataset file does not exist)"
         raise InputError(
-            f"dataset {source!r} is neither a file nor a Hugging Face name (owner/name): "
-            "pass a .jsonl path such as data/gsm8k/test.jsonl"
+            f"no such file: {source!r}{why}; pass a .jsonl path such as "
+            "data/gsm8k/test.jsonl, or a hub name such as openai/gsm8k"
         )
+    else:
+        rows = _load_hub(source, split=split, subset=subset)
     if limit is not None:
         rows = rows[:limit]
     problems = problems_from_rows(rows, source=source)

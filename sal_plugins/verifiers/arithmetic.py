@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from sal_plugins.answers import extract_answer
@@ -167,6 +168,52 @@ def _expression_equation(
     return Equation(chain, expression, value, total is not None and total == value)
 
 
+_Key = tuple[tuple[str, ...], Fraction]
+"""An equation that held, as its canonical terms and value: the same work written twice."""
+
+_GIVEN = re.compile(r"(?:(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.,])\d+(?:\.\d+)?)(?:\s*%)?")
+"""A number a problem gives, read as an operand is ("20%" is 1/5; "twice" or "a dozen", written
+in words, are not counted)."""
+
+
+@dataclass
+class _Work:
+    """What a solution has computed so far: the equations that held, their values and operands."""
+
+    seen: set[_Key]
+    values: list[Fraction] = field(default_factory=list)
+    operands: Counter[Fraction] = field(default_factory=Counter)
+
+
+def _operands(equation: Equation) -> list[Fraction]:
+    return [_number(m.group("num")) for m in _TOKEN.finditer(equation.left) if m.group("num")]
+
+
+def _key(equation: Equation) -> _Key | None:
+    """What makes ``equation`` the same work as another; ``None`` when it is trivially true.
+
+    Trivially true: one operation with its identity (``x * 1``, ``1 * x``, ``x / 1``, ``x + 0``,
+    ``0 + x``, ``x - 0``) or cancelling itself (``x - x``, ``x / x``): "60 cents / 1 pen = 60
+    cents" holds whatever the problem, so it earns no credit.
+    """
+    if equation.value is None:
+        return None
+    terms: list[str] = []
+    numbers: list[Fraction] = []
+    for match in _TOKEN.finditer(equation.left.lstrip("-")):
+        if match.group("num") is not None:
+            numbers.append(_number(match.group("num")))
+            terms.append(str(numbers[-1]))
+        else:
+            terms.append(_CANONICAL_OP.get(match.group("op"), match.group("op")))
+    if len(numbers) == 2 and not equation.left.lstrip().startswith("-"):
+        a, op, b = numbers[0], terms[1], numbers[1]
+        identity = {"*": 1 in (a, b), "/": b == 1, "+": 0 in (a, b), "-": b == 0}
+        if identity.get(op, False) or (op in ("-", "/") and a == b):
+            return None
+    return tuple(terms), equation.value
+
+
 def problem_value(problem: str) -> Fraction | None:
     """The value of a problem that is one bare arithmetic expression ("What is 23 + 48?")."""
     if "=" in problem:
@@ -194,10 +241,31 @@ class ArithmeticVerifier:
     against the exact value of the problem. This is the verifier of the embedded default: it
     needs no second model, and it catches the slips small models make.
 
+    Only work earns credit: an equation that holds whatever the problem says (``x * 1``,
+    ``x / 1``, ``x + 0``, ``x - 0``, ``x - x``, ``x / x``: "60 cents / 1 pen = 60 cents") or one
+    already written in an earlier step of the same solution counts as nothing to check. A wrong
+    one always counts.
+
+    With ``cumulative=True`` each step is scored by the solution up to it, as a process reward
+    model scores a prefix: ``0.0`` from the first wrong equation on, ``1.0`` once some equation
+    has been checked and none failed, ``neutral`` before anything was checked. A stated final
+    answer is then also checked against the work: it must be the value of the last equation
+    written (or, for a bare expression, the problem's value), and with ``require_all_numbers``
+    the work must also have used every number the problem gives, as often as it gives it. On
+    one- and two-step word problems an answer that leaves a given quantity out is nearly always
+    wrong (on generated ones, 1 in 174 such "checked" answers was right, against 37 in 46 of
+    those that used every number); leave it off for problems with numbers to ignore.
+    Aggregated with ``"last"`` (its :attr:`preferred_aggregation` then), a solution scores
+    ``1.0`` exactly when everything it wrote checks out, and a search can drop a candidate at its
+    first slip.
+
     Args:
         neutral: score of a step with nothing to check.
         rounding: accept decimals rounded to the places written.
         check_answer: check stated answers against a problem that is one expression.
+        cumulative: score each step by the whole solution so far (see above).
+        require_all_numbers: with ``cumulative``, a stated answer counts only when the work used
+            every number of the problem.
         name: name used in errors and the tree.
 
     Example:
@@ -220,6 +288,8 @@ class ArithmeticVerifier:
         neutral: float = 0.5,
         rounding: bool = True,
         check_answer: bool = True,
+        cumulative: bool = False,
+        require_all_numbers: bool = False,
         name: str = "ArithmeticVerifier",
     ) -> None:
         if not 0.0 <= neutral <= 1.0:
@@ -227,24 +297,96 @@ class ArithmeticVerifier:
         self.neutral = neutral
         self.rounding = rounding
         self.check_answer = check_answer
+        self.cumulative = cumulative
+        self.require_all_numbers = require_all_numbers
         self.name = name
+        if cumulative:
+            self.preferred_aggregation = "last"  # the last step's score covers the whole solution
 
-    def step_score(self, step: str, expected: Fraction | None = None) -> float:
-        """The score of one step (``expected``: the exact value the final answer must have)."""
-        verdicts = [e.correct for e in find_equations(step, rounding=self.rounding)]
-        if expected is not None:
-            stated = _ANSWER.fullmatch((extract_answer(step, flexible=False) or "").strip())
-            if stated is not None:
-                verdicts.append(_matches(expected, stated.group("value"), self.rounding))
+    def __repr__(self) -> str:
+        return (
+            f"ArithmeticVerifier(neutral={self.neutral}, rounding={self.rounding}, "
+            f"check_answer={self.check_answer}, cumulative={self.cumulative}, "
+            f"require_all_numbers={self.require_all_numbers})"
+        )
+
+    def step_score(
+        self, step: str, expected: Fraction | None = None, seen: set[_Key] | None = None
+    ) -> float:
+        """The score of one step on its own (``cumulative`` does not apply here).
+
+        Args:
+            step: the step's text.
+            expected: the exact value the final answer must have, when the problem is one
+                expression.
+            seen: equations that held in earlier steps of the same solution (updated in place);
+                writing one of them again earns nothing.
+        """
+        work = _Work(seen=set() if seen is None else seen)
+        verdicts = self._verdicts(step, expected, work, None)
         if not verdicts:
             return self.neutral
         return 1.0 if all(verdicts) else 0.0
 
+    def _verdicts(
+        self,
+        step: str,
+        expected: Fraction | None,
+        work: _Work,
+        given: Counter[Fraction] | None,
+    ) -> list[bool]:
+        """One verdict per check in ``step``, updating ``work``.
+
+        ``given`` (cumulative scoring only) holds the problem's numbers: then a stated answer is
+        checked against the work too (the last value computed, and every given number used when
+        ``require_all_numbers`` is on).
+        """
+        verdicts = []
+        for equation in find_equations(step, rounding=self.rounding):
+            if not equation.correct:
+                verdicts.append(False)
+                continue
+            key = _key(equation)
+            if key is None:
+                continue  # true whatever the problem says ("60 cents / 1 pen = 60 cents")
+            work.values.append(key[1])
+            work.operands.update(_operands(equation))
+            if key not in work.seen:  # the same work written again earns nothing
+                work.seen.add(key)
+                verdicts.append(True)
+        stated = _ANSWER.fullmatch((extract_answer(step, flexible=False) or "").strip())
+        if stated is None:
+            return verdicts
+        if expected is not None:
+            verdicts.append(_matches(expected, stated.group("value"), self.rounding))
+        elif given is not None and work.values:
+            follows = _matches(work.values[-1], stated.group("value"), self.rounding)
+            uses_all = not self.require_all_numbers or not given - work.operands
+            verdicts.append(follows and uses_all)
+        return verdicts
+
+    def _cumulative_scores(self, problem: str, steps: Sequence[str]) -> list[float]:
+        expected = problem_value(problem) if self.check_answer else None
+        given = Counter(_number(m.group()) for m in _GIVEN.finditer(problem))
+        work = _Work(seen=set())
+        scores: list[float] = []
+        checked = failed = False
+        for step in steps:
+            verdicts = self._verdicts(step, expected, work, given)
+            failed = failed or not all(verdicts)
+            checked = checked or bool(verdicts)
+            scores.append(0.0 if failed else 1.0 if checked else self.neutral)
+        return scores
+
     async def score(self, problem: str, trajectories: Sequence[Trajectory]) -> list[Judgement]:
         """Score every step of every trajectory (pure computation, no I/O)."""
         expected = problem_value(problem) if self.check_answer else None
-        rows = [
-            Judgement(tuple(self.step_score(step, expected) for step in t.steps))
-            for t in trajectories
-        ]
+        rows = []
+        for trajectory in trajectories:
+            if self.cumulative:
+                scores = self._cumulative_scores(problem, trajectory.steps)
+            else:
+                seen: set[_Key] = set()
+                scores = [self.step_score(step, expected, seen) for step in trajectory.steps]
+            rows.append(Judgement(tuple(scores)))
         return check_scores(self, trajectories, rows)
