@@ -10,6 +10,7 @@ import ast
 import asyncio
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -87,9 +88,13 @@ def write_dataset(path: Path) -> Path:
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_run_says_llama_cpp_is_compiling_before_the_build(tmp_path: Path) -> None:
     venv = tmp_path / "fresh-venv"  # does not exist: make plans the whole set-up
+    # Run as a top-level make even when the suite itself runs under make (as `make test` does):
+    # an inherited MAKELEVEL makes make print "Entering/Leaving directory" lines into the plan.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
     plan = subprocess.run(
-        ["make", "-n", "run", f"VENV={venv}"],
+        ["make", "--no-print-directory", "-n", "run", f"VENV={venv}"],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         check=True,
