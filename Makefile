@@ -31,7 +31,7 @@ setup-dev: $(VENV)/.dev
 # One resolver run for the core and both integrations, so their pins agree.
 $(VENV)/.dev: pyproject.toml integrations/langchain/pyproject.toml integrations/llama_index/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e ".[server,eval,serve,dev]" -e "integrations/langchain[test]" -e "integrations/llama_index[test]"
+	$(PIP) install -e ".[server,eval,serve,mcts,ray,dev]" -e "integrations/langchain[test]" -e "integrations/llama_index[test]"
 	touch $@ $(VENV)/.local
 
 setup-legacy: $(LEGACY_VENV)/.dev
