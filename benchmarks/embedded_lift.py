@@ -6,10 +6,10 @@ same generator with another seed, ``TUNING_SEED``, and any problem that the tuni
 is left out), then runs, problem by problem, on SmolLM2-135M-Instruct in-process:
 
 * ``greedy``: one solution at temperature 0, with the embedded prompt;
-* ``best_of_n`` N=8: the embedded default search (``sal run``'s: the tuned settings of
+* ``best_of_n`` N=8: the embedded search with half the default's samples;
+* ``default``: the embedded default search (``sal run``'s: best-of-16 with the tuned settings of
   :func:`sal_plugins.embedded.embedded_settings`, scored by
   :func:`sal_plugins.embedded.embedded_verifier`);
-* ``best_of_n`` N=16: the same with twice the samples;
 * ``beam_search`` N=8: step-level beam search over the same prompt and verifier.
 
 Accuracy comes with 95% Wilson intervals, beside pass@N (some final candidate is right: the
@@ -143,8 +143,8 @@ class Outcome:
 
 ARMS: dict[str, Arm] = {
     "greedy": Arm("greedy", 1),
-    "default": Arm("best_of_n", 8),
-    "best_of_16": Arm("best_of_n", 16),
+    "best_of_8": Arm("best_of_n", 8),
+    "default": Arm("best_of_n", embedded_settings()["n"]),
     "beam": Arm("beam_search", 8),
 }
 

@@ -31,13 +31,26 @@ from sal_plugins.events import (
     SearchStarted,
 )
 from sal_plugins.results import Completion, Failure, SearchResult, StopReason, Usage, Verification
-from sal_plugins.strategies import DVTS, BeamSearch, BestOfN, SearchStrategy, SelfRevision
+from sal_plugins.strategies import (
+    ABMCTS,
+    DVTS,
+    Adaptive,
+    BeamSearch,
+    BestOfN,
+    ParticleFilter,
+    SearchStrategy,
+    SelfRevision,
+)
+from sal_plugins.strategies.adaptive import AdaptivePolicy
 from sal_plugins.tree import Node, SearchTree
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ABMCTS",
     "DVTS",
+    "Adaptive",
+    "AdaptivePolicy",
     "BeamSearch",
     "BestOfN",
     "Budget",
@@ -48,6 +61,7 @@ __all__ = [
     "Failure",
     "InputError",
     "Node",
+    "ParticleFilter",
     "RequestFailed",
     "RequestRetried",
     "SalError",

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,17 +25,18 @@ from sal_plugins._cli_setup import (
     Components,
     add_model_flags,
     add_strategy_flags,
+    apply_embedded_preset,
     build_components,
     build_strategy,
     canonical_strategy,
     strategy_names,
 )
-from sal_plugins.embedded import embedded_settings, embedded_verifier
 from sal_plugins.errors import ConfigError, MissingDependencyError
-from sal_plugins.eval.datasets import load_problems
+from sal_plugins.eval.datasets import Problem, load_problems
+from sal_plugins.eval.distributed import LOCAL, import_ray, ray_session, run_arms_on_ray
 from sal_plugins.eval.plot import plot_accuracy_vs_budget
 from sal_plugins.eval.report import HEADERS, ArmSummary, format_table, summarize, table_rows
-from sal_plugins.eval.runner import Arm, Record, RunFolder, run_arms
+from sal_plugins.eval.runner import Arm, Record, RunFolder, StrategyFactory, run_arms
 from sal_plugins.strategies.base import SearchStrategy
 from sal_plugins.sync import run_sync
 
@@ -64,6 +66,20 @@ def add_eval_parser(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--subset", help="hub configuration, e.g. main for openai/gsm8k")
     parser.add_argument("--out", help="run folder (default runs/eval-<dataset name>)")
     parser.add_argument("--jobs", type=int, default=1, help="problems searched at once (default 1)")
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const=LOCAL,
+        metavar="ADDRESS",
+        help="spread the searches over Ray actors, each searching --jobs problems at once "
+        "(pip install 'sal-plugins[ray]'); no ADDRESS starts Ray on this machine, auto, "
+        "HOST:PORT or ray://HOST:10001 joins a cluster (put it after DATASET)",
+    )
+    parser.add_argument(
+        "--ray-actors",
+        type=int,
+        help="Ray actors to start (default: one per free CPU in the cluster)",
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     parser.add_argument("--json", action="store_true", help="print the summary rows as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
@@ -163,24 +179,73 @@ def _plot_unavailable() -> str | None:
     return None
 
 
-_PRESET_FLAGS = ("beam_width", "max_steps", "temperature", "max_tokens")
-
-
 def _arm_strategy(arm: Arm, args: argparse.Namespace, components: Components) -> SearchStrategy:
-    """The strategy of one arm, with the embedded model's tuned settings where flags say none.
-
-    The same rule as ``sal run`` (``_cli_run.apply_embedded_preset``, which this layer may not
-    import), except that ``n`` is the arm's.
-    """
-    if components.embedded:
-        given = {"n"} | {name for name in _PRESET_FLAGS if getattr(args, name) is not None}
-        given |= {pair.partition("=")[0].strip().replace("-", "_") for pair in args.options}
-        preset = embedded_settings(arm.strategy, given=given)
-        extra = [f"{name}={json.dumps(value)}" for name, value in preset.items()]
-        args = argparse.Namespace(**{**vars(args), "options": [*args.options, *extra]})
-        if components.description.get("verifier") == "arithmetic":
-            components = dataclasses.replace(components, verifier=embedded_verifier())
+    """The strategy of one arm, with the embedded model's tuned settings where flags say none."""
+    args, components = apply_embedded_preset(args, arm.strategy, components)
     return build_strategy(arm.strategy, arm.n, args, components, strict=False)
+
+
+def _strategy_factory(args: argparse.Namespace, components: Components) -> StrategyFactory:
+    """The strategy of each arm and seed: the one definition a local run and every Ray actor use."""
+
+    def factory(arm: Arm, seed: int | None) -> SearchStrategy:
+        return _arm_strategy(arm, args, components).model_copy(update={"seed": seed})
+
+    return factory
+
+
+@dataclasses.dataclass(frozen=True)
+class _FlagsFactory:
+    """Builds :func:`_strategy_factory` from the flags where it is called: in each Ray actor,
+    which opens its own clients (a built solver holds open connections and cannot be pickled).
+
+    The flags stay out of the repr: they may hold API keys.
+    """
+
+    args: argparse.Namespace = dataclasses.field(repr=False)
+
+    def __call__(self) -> StrategyFactory:
+        return _strategy_factory(self.args, build_components(self.args))
+
+
+def _search_all(
+    args: argparse.Namespace,
+    problems: list[Problem],
+    arms: list[Arm],
+    components: Components,
+    folder: RunFolder,
+    progress: _EvalProgress,
+) -> list[Record]:
+    """Run the searches here, or on Ray actors with ``--ray`` (connected before the bars show)."""
+    live = progress.progress if progress.live else contextlib.nullcontext()
+    if args.ray is None:
+        factory = _strategy_factory(args, components)
+        with live:
+            return run_sync(
+                lambda: run_arms(
+                    problems,
+                    arms,
+                    factory,
+                    folder,
+                    seed=args.seed,
+                    jobs=args.jobs,
+                    on_record=progress,
+                )
+            )
+    if not args.quiet:
+        where = "on this machine" if args.ray == LOCAL else f"at {args.ray}"
+        print(f"sal eval: connecting to Ray {where}", file=sys.stderr, flush=True)
+    with ray_session(args.ray, num_cpus=args.ray_actors or os.cpu_count()), live:
+        return run_arms_on_ray(
+            problems,
+            arms,
+            _FlagsFactory(args),
+            folder,
+            seed=args.seed,
+            jobs=args.jobs,
+            actors=args.ray_actors,
+            on_record=progress,
+        )
 
 
 def _draw_plot(summaries: list[ArmSummary], path: Path, title: str) -> str:
@@ -200,6 +265,12 @@ def eval_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     arms = parse_arms(args.strategy, args.n)
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit {args.limit}: must be at least 1")
+    if args.ray is None and args.ray_actors is not None:
+        raise ConfigError(
+            "--ray-actors needs --ray: add --ray (Ray on this machine) or --ray ADDRESS"
+        )
+    if args.ray is not None:
+        import_ray()  # a missing extra is refused before any work
     missing_plot = None if args.no_plot else _plot_unavailable()
     if missing_plot:
         print(
@@ -226,16 +297,8 @@ def eval_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     default_out = Path("runs") / f"eval-{Path(args.dataset).stem or 'dataset'}"
     folder = RunFolder(args.out or default_out, settings)
 
-    def factory(arm: Arm, seed: int | None) -> SearchStrategy:
-        return _arm_strategy(arm, args, components).model_copy(update={"seed": seed})
-
     progress = _EvalProgress(arms, len(problems), quiet=args.quiet)
-    with progress.progress if progress.live else contextlib.nullcontext():
-        records = run_sync(
-            lambda: run_arms(
-                problems, arms, factory, folder, seed=args.seed, jobs=args.jobs, on_record=progress
-            )
-        )
+    records = _search_all(args, problems, arms, components, folder, progress)
     summaries = summarize(records)
     markdown = format_table(summaries)
     (folder.path / "table.md").write_text(markdown, encoding="utf-8")

@@ -9,7 +9,6 @@ on every candidate, so that what the search changed is in plain sight.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import re
 import sys
@@ -23,9 +22,9 @@ from rich.table import Table
 
 from sal_plugins._cli_progress import SearchProgress
 from sal_plugins._cli_setup import (
-    Components,
     add_model_flags,
     add_strategy_flags,
+    apply_embedded_preset,
     build_components,
     build_strategy,
     canonical_strategy,
@@ -33,7 +32,7 @@ from sal_plugins._cli_setup import (
     strategy_names,
 )
 from sal_plugins.answers import extract_answer
-from sal_plugins.embedded import embedded_settings, embedded_verifier
+from sal_plugins.embedded import embedded_settings
 from sal_plugins.errors import ConfigError, InputError, SearchError
 from sal_plugins.events import SearchFinished
 from sal_plugins.results import Completion, SearchResult, Usage
@@ -44,7 +43,6 @@ from sal_plugins.verifiers.arithmetic import ArithmeticVerifier, find_equations,
 
 __all__ = [
     "add_run_parser",
-    "apply_embedded_preset",
     "run_command",
     "stop_reason_text",
     "summary_lines",
@@ -55,9 +53,6 @@ DEFAULT_N = 4
 """Samples per search when neither ``--n`` nor the embedded preset says otherwise."""
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-_FLAG_KEYS = ("n", "beam_width", "max_steps", "temperature", "max_tokens")
-"""Preset settings that have a flag of their own (a flag given on the command line wins)."""
 
 _TREE_FORMATS = {
     ".html": "html",
@@ -88,6 +83,11 @@ def add_run_parser(commands: argparse._SubParsersAction[Any]) -> None:
         default=None,
         help=f"samples per search (default {embedded_settings()['n']} on the embedded model, "
         f"else {DEFAULT_N})",
+    )
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="with --strategy adaptive: the policy file sal calibrate wrote (default: built-in)",
     )
     add_strategy_flags(parser)
     add_model_flags(parser)
@@ -134,39 +134,6 @@ async def _search(strategy: SearchStrategy, problem: str, progress: SearchProgre
             if isinstance(event, SearchFinished):
                 return event.result
     raise AssertionError("a search always ends with SearchFinished")  # pragma: no cover
-
-
-def apply_embedded_preset(
-    args: argparse.Namespace, strategy: str, components: Components
-) -> tuple[argparse.Namespace, Components]:
-    """The flags and components with the embedded model's tuned settings filled in.
-
-    On the embedded model (and only there) every setting of
-    :func:`~sal_plugins.embedded.embedded_settings` that no flag and no ``--set`` gave is added
-    as a ``--set`` entry (the system prompt, the step delimiter, the temperature, ...), and the
-    arithmetic verifier becomes :func:`~sal_plugins.embedded.embedded_verifier` (whole-solution
-    checks). ``--n`` is set only where it was not given.
-
-    Args:
-        args: the parsed flags (not modified).
-        strategy: the strategy or recipe about to be built.
-        components: the solver and verifier the flags chose.
-
-    Returns:
-        A copy of ``args`` and the components to build the strategy with.
-    """
-    if not components.embedded:
-        return args, components
-    given = {name for name in _FLAG_KEYS if getattr(args, name, None) is not None}
-    given |= {pair.partition("=")[0].strip().replace("-", "_") for pair in args.options}
-    preset = embedded_settings(canonical_strategy(strategy), given=given)
-    n = preset.pop("n", None)
-    args = argparse.Namespace(**vars(args))
-    args.n = args.n if args.n is not None else n
-    args.options = [*args.options, *(f"{k}={json.dumps(v)}" for k, v in preset.items())]
-    if components.description.get("verifier") == "arithmetic":
-        components = dataclasses.replace(components, verifier=embedded_verifier())
-    return args, components
 
 
 def verdict(completion: Completion, problem: str, verifier: object) -> str:
@@ -341,6 +308,11 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if args.n is not None and args.n < 1:
         raise ConfigError(f"--n {args.n}: must be at least 1")
     check_strategy_flags(args.strategy, args)
+    if args.policy is not None:
+        if canonical_strategy(args.strategy) != "adaptive":
+            raise ConfigError("--policy applies to --strategy adaptive: add it or drop --policy")
+        policy = f"policy={json.dumps(args.policy)}"
+        args = argparse.Namespace(**{**vars(args), "options": [*args.options, policy]})
     components = build_components(args)
     args, components = apply_embedded_preset(args, args.strategy, components)
     n = args.n if args.n is not None else DEFAULT_N
@@ -355,8 +327,6 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if args.json:
         data = result.to_dict()
         data.pop("tree", None)
-        if not result.completions and result.failures:
-            data["stop_reason"] = "error"
         if greedy is not None:
             data["greedy"] = {
                 "answer": greedy.answer,

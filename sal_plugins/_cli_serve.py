@@ -17,8 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sal_plugins._cli_setup import EMBEDDED_DEFAULTS, build_verifier, canonical_strategy
+from sal_plugins._cli_setup import (
+    EMBEDDED_DEFAULTS,
+    add_verifier_flags,
+    build_verifier,
+    canonical_strategy,
+)
 from sal_plugins.errors import ConfigError, MissingDependencyError
+from sal_plugins.strategies.adaptive import AdaptivePolicy
 
 __all__ = ["add_serve_parser", "serve_command"]
 
@@ -33,17 +39,17 @@ def add_serve_parser(commands: Any) -> None:
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     upstream = parser.add_argument_group("upstream (default: the embedded SmolLM2-135M)")
-    upstream.add_argument("--upstream", help="OpenAI-compatible API root, e.g. http://h:8000/v1")
+    upstream.add_argument(
+        "--upstream",
+        action="append",
+        help="OpenAI-compatible API root, e.g. http://h:8000/v1 (repeat it for replicas of the "
+        "model: requests are spread over them)",
+    )
     upstream.add_argument("--upstream-model", help="model name there (required with --upstream)")
     upstream.add_argument(
         "--upstream-api-key", help=f"its API key (default: ${UPSTREAM_KEY_ENV}, then none)"
     )
-    verifier = parser.add_argument_group("verifier (as for sal run)")
-    verifier.add_argument("--prm-url", help="vLLM /pooling process reward model server root")
-    verifier.add_argument("--prm-model", help="model name of the PRM (required with --prm-url)")
-    verifier.add_argument("--prm-api-key", help="API key for --prm-url")
-    verifier.add_argument("--verifier", choices=("arithmetic", "none"), default=None)
-    verifier.add_argument("--verifier-factory", help=argparse.SUPPRESS)
+    add_verifier_flags(parser.add_argument_group("verifier (as for sal run)"))
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     server.add_argument("--port", type=int, default=8080, help="port (8080; 0 picks a free one)")
@@ -51,6 +57,11 @@ def add_serve_parser(commands: Any) -> None:
         "--strategy",
         default="best_of_n",
         help="strategy of a request that asks for a search without naming one (best_of_n)",
+    )
+    server.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="the policy of adaptive searches (a file sal calibrate wrote; default: built-in)",
     )
     server.add_argument(
         "--api-key",
@@ -83,12 +94,14 @@ EMBEDDED_NAME = "smollm2"
 
 
 @contextlib.contextmanager
-def _upstream(args: argparse.Namespace) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """The upstream's URL, model and the strategy defaults that suit it."""
+def _upstream(
+    args: argparse.Namespace,
+) -> Iterator[tuple[str | tuple[str, ...], str, dict[str, Any]]]:
+    """The upstream's URL (or its replicas' URLs), model and the strategy defaults that suit it."""
     if bool(args.upstream) != bool(args.upstream_model):
         raise ConfigError("--upstream and --upstream-model go together: name the server and model")
     if args.upstream:
-        yield args.upstream, args.upstream_model, {}
+        yield tuple(args.upstream), args.upstream_model, {}
         return
     from sal_plugins.embedded import serve_embedded_model
 
@@ -119,6 +132,7 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.max_concurrency_per_key < 1 or args.max_body_bytes < 1:
         raise ConfigError("--max-concurrency-per-key and --max-body-bytes must be at least 1")
     strategy = canonical_strategy(args.strategy)
+    policy = AdaptivePolicy.load(args.policy) if args.policy else None  # refused before any work
     verifier, verifier_name = build_verifier(args)
     keys = _keys(args)
     upstream_key = args.upstream_api_key or os.environ.get(UPSTREAM_KEY_ENV)
@@ -131,7 +145,7 @@ def serve_command(args: argparse.Namespace) -> int:
             upstream_api_key=upstream_key,
             verifier=verifier,
             default_strategy=strategy,
-            defaults=defaults,
+            defaults={**defaults, **({"policy": policy} if policy is not None else {})},
             api_keys=keys,
             max_concurrency_per_key=args.max_concurrency_per_key,
             max_body_bytes=args.max_body_bytes,

@@ -7,12 +7,15 @@ combination of flags into a :class:`~sal_plugins.errors.ConfigError` naming the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from sal_plugins._redact import redact_url
 from sal_plugins.budget import Budget
+from sal_plugins.embedded import EMBEDDED_SEARCH, embedded_settings, embedded_verifier
 from sal_plugins.errors import ConfigError
 from sal_plugins.solvers.base import Solver
 from sal_plugins.strategies import STRATEGIES, SearchStrategy, strategy_class
@@ -25,6 +28,8 @@ __all__ = [
     "Components",
     "add_model_flags",
     "add_strategy_flags",
+    "add_verifier_flags",
+    "apply_embedded_preset",
     "build_components",
     "build_strategy",
     "canonical_strategy",
@@ -37,9 +42,16 @@ RECIPES = ("greedy", "self_consistency")
 """Names accepted beside the strategies: ``greedy`` (one sample at temperature 0, no verifier) and
 ``self_consistency`` (best-of-N with a majority vote and no verifier)."""
 
-EMBEDDED_DEFAULTS: dict[str, Any] = {"max_tokens": 48, "max_steps": 6, "temperature": 0.7}
-"""Settings for the embedded 135M model when no flag says otherwise: short requests keep it quick
-on a laptop CPU, and a low temperature keeps such a small model's samples on topic."""
+EMBEDDED_DEFAULTS: dict[str, Any] = {
+    "max_tokens": EMBEDDED_SEARCH["shared"]["max_tokens"],
+    "max_steps": EMBEDDED_SEARCH["beam_search"]["max_steps"],
+    "temperature": EMBEDDED_SEARCH["shared"]["temperature"],
+}
+"""The embedded model's tuned limits that have a flag of their own (from
+:data:`~sal_plugins.embedded.EMBEDDED_SEARCH`), used when no flag says otherwise."""
+
+_FLAG_KEYS = ("n", "beam_width", "max_steps", "temperature", "max_tokens")
+"""Preset settings that have a flag of their own (a flag given on the command line wins)."""
 
 
 def canonical_strategy(name: str) -> str:
@@ -76,7 +88,12 @@ def load_object(spec: str) -> Any:
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
     """Flags choosing the solver and the verifier."""
     group = parser.add_argument_group("model (default: the embedded SmolLM2-135M, no API key)")
-    group.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    group.add_argument(
+        "--base-url",
+        action="append",
+        help="OpenAI-compatible server, e.g. http://localhost:8000/v1 (repeat it for replicas of "
+        "the model: requests are spread over them)",
+    )
     group.add_argument("--model", help="model name on that server (required with --base-url)")
     group.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY)")
     group.add_argument(
@@ -86,9 +103,26 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
         help="how requests to --base-url are sent (auto: direct over aiohttp when installed, "
         "the least CPU per request at large N)",
     )
-    group.add_argument("--prm-url", help="vLLM /pooling process reward model server root")
+    add_verifier_flags(group)
+    group.add_argument("--solver-factory", help=argparse.SUPPRESS)
+
+
+def add_verifier_flags(group: argparse._ArgumentGroup) -> None:
+    """Flags choosing the verifier (``sal run``, ``sal eval`` and ``sal serve`` share them)."""
+    group.add_argument(
+        "--prm-url",
+        action="append",
+        help="vLLM /pooling process reward model server root (repeat it for replicas)",
+    )
     group.add_argument("--prm-model", help="model name of the PRM (required with --prm-url)")
     group.add_argument("--prm-api-key", help="API key for --prm-url")
+    group.add_argument(
+        "--prm-preset",
+        metavar="NAME",
+        help="input layout and score readout of a known PRM (qwen2.5-math-prm, rlhflow-deepseek, "
+        "rlhflow-mistral, math-shepherd, pure-prm, skywork-o1-prm); --prm-model defaults to its "
+        "model id",
+    )
     group.add_argument(
         "--verifier",
         choices=("arithmetic", "none"),
@@ -96,7 +130,6 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
         help="scorer when no --prm-url is given (default: arithmetic, which checks every "
         "a op b = c; a trajectory scores the mean of its steps)",
     )
-    group.add_argument("--solver-factory", help=argparse.SUPPRESS)
     group.add_argument("--verifier-factory", help=argparse.SUPPRESS)
 
 
@@ -109,18 +142,22 @@ def add_strategy_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-steps",
         type=int,
-        help="most steps per solution (beam_search, dvts; default 8 on the embedded model)",
+        help="most steps per solution (beam_search, dvts; default "
+        f"{EMBEDDED_DEFAULTS['max_steps']} on the embedded model)",
     )
     group.add_argument(
         "--seed", type=int, default=0, help="seed for a reproducible search (default 0)"
     )
     group.add_argument(
-        "--temperature", type=float, help="sampling temperature (default 0.2 on the embedded model)"
+        "--temperature",
+        type=float,
+        help=f"sampling temperature (default {EMBEDDED_DEFAULTS['temperature']} on the embedded model)",
     )
     group.add_argument(
         "--max-tokens",
         type=int,
-        help="tokens per generation request (default 256 on the embedded model, else 1024)",
+        help=f"tokens per generation request (default {EMBEDDED_DEFAULTS['max_tokens']} on the "
+        "embedded model, else 1024)",
     )
     group.add_argument("--max-calls", type=int, help="budget: most generation + verifier requests")
     group.add_argument("--deadline", type=float, help="budget: wall-clock seconds per search")
@@ -159,11 +196,11 @@ def _build_solver(args: argparse.Namespace) -> tuple[Solver, bool, str]:
 
         solver = OpenAISolver(
             model=args.model,
-            base_url=args.base_url,
+            base_url=_urls(args.base_url),
             api_key=args.api_key,
             transport=args.transport,
         )
-        return solver, False, f"openai:{args.model}@{args.base_url}"
+        return solver, False, f"openai:{args.model}@{_shown(args.base_url)}"
     from sal_plugins.embedded import embedded_solver
 
     return embedded_solver(), True, "embedded:SmolLM2-135M-Instruct"
@@ -173,6 +210,21 @@ def build_verifier(args: argparse.Namespace) -> tuple[Verifier | None, str]:
     """The verifier the flags ask for (``--prm-url``/``--verifier``), and its description."""
     if args.verifier_factory:
         return _call_factory(args.verifier_factory), args.verifier_factory
+    if args.prm_preset:
+        if not args.prm_url:
+            raise ConfigError("--prm-preset needs --prm-url: name the PRM server")
+        if args.verifier is not None:
+            raise ConfigError("--verifier and --prm-preset both choose the verifier: pass only one")
+        from sal_plugins.verifiers.presets import prm_preset
+
+        prm = prm_preset(
+            args.prm_preset,
+            base_url=_urls(args.prm_url),
+            model=args.prm_model,
+            api_key=args.prm_api_key,
+        )
+        model = getattr(prm, "model", args.prm_model)
+        return prm, f"preset:{args.prm_preset}:{model}@{_shown(args.prm_url)}"
     if args.prm_url or args.prm_model:
         if not (args.prm_url and args.prm_model):
             raise ConfigError(
@@ -182,13 +234,25 @@ def build_verifier(args: argparse.Namespace) -> tuple[Verifier | None, str]:
             raise ConfigError("--verifier and --prm-url both choose the verifier: pass only one")
         from sal_plugins.verifiers import PoolingPRM
 
-        prm = PoolingPRM(model=args.prm_model, base_url=args.prm_url, api_key=args.prm_api_key)
-        return prm, f"pooling:{args.prm_model}@{args.prm_url}"
+        prm = PoolingPRM(
+            model=args.prm_model, base_url=_urls(args.prm_url), api_key=args.prm_api_key
+        )
+        return prm, f"pooling:{args.prm_model}@{_shown(args.prm_url)}"
     if args.verifier == "none":
         return None, "none"
     from sal_plugins.verifiers import ArithmeticVerifier
 
     return ArithmeticVerifier(), "arithmetic"
+
+
+def _urls(flag: str | list[str]) -> str | list[str]:
+    """A URL flag's value: one URL as itself, a repeated flag as the list of replicas."""
+    return flag[0] if isinstance(flag, list) and len(flag) == 1 else flag
+
+
+def _shown(flag: str | list[str]) -> str:
+    """A URL flag as the run's description shows it (credentials masked)."""
+    return ",".join(redact_url(url) for url in ([flag] if isinstance(flag, str) else flag))
 
 
 def build_components(args: argparse.Namespace) -> Components:
@@ -324,3 +388,37 @@ def _flag_settings(
 def strategy_names() -> list[str]:
     """Every name ``--strategy`` accepts."""
     return sorted(STRATEGIES) + list(RECIPES)
+
+
+def apply_embedded_preset(
+    args: argparse.Namespace, strategy: str, components: Components
+) -> tuple[argparse.Namespace, Components]:
+    """The flags and components with the embedded model's tuned settings filled in.
+
+    On the embedded model (and only there) every setting of
+    :func:`~sal_plugins.embedded.embedded_settings` that no flag and no ``--set`` gave is added
+    as a ``--set`` entry (the system prompt, the step delimiter, the temperature, ...), and the
+    arithmetic verifier becomes :func:`~sal_plugins.embedded.embedded_verifier` (whole-solution
+    checks). ``--n`` is set only where it was not given (``sal eval`` always gives its arms' N).
+    ``sal run`` and ``sal eval`` both build their strategies through this one rule.
+
+    Args:
+        args: the parsed flags (not modified).
+        strategy: the strategy or recipe about to be built.
+        components: the solver and verifier the flags chose.
+
+    Returns:
+        A copy of ``args`` and the components to build the strategy with.
+    """
+    if not components.embedded:
+        return args, components
+    given = {name for name in _FLAG_KEYS if getattr(args, name, None) is not None}
+    given |= {pair.partition("=")[0].strip().replace("-", "_") for pair in args.options}
+    preset = embedded_settings(canonical_strategy(strategy), given=given)
+    n = preset.pop("n", None)
+    args = argparse.Namespace(**vars(args))
+    args.n = args.n if args.n is not None else n
+    args.options = [*args.options, *(f"{k}={json.dumps(v)}" for k, v in preset.items())]
+    if components.description.get("verifier") == "arithmetic":
+        components = dataclasses.replace(components, verifier=embedded_verifier())
+    return args, components

@@ -146,6 +146,9 @@ class SearchDriver:
         elif self._cut_short is not None:
             # The plan ended on its own, but without work the budget or deadline did not allow.
             outcome = replace(outcome, stop_reason=self._cut_short)
+        elif not outcome.ranked and self.failures and outcome.stop_reason != "early_stop":
+            # Nothing to return because requests failed, not because the search ran its course.
+            outcome = replace(outcome, stop_reason="error")
         yield SearchFinished(elapsed_s=self._elapsed(), result=self._result(outcome))
 
     def _elapsed(self) -> float:
@@ -312,6 +315,7 @@ class SearchDriver:
             temperature=strategy.temperature
             if request.temperature is None
             else request.temperature,
+            top_p=strategy.top_p,
             max_tokens=strategy.max_tokens,
             seed=seed,
             system_prompt=strategy.system_prompt,

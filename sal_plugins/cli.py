@@ -1,4 +1,4 @@
-"""The ``sal`` command: ``sal run PROBLEM``, ``sal eval DATASET`` and ``sal serve``.
+"""The ``sal`` command: ``sal run PROBLEM``, ``sal eval DATASET``, ``sal serve`` and ``sal calibrate``.
 
 Exit codes: 0 success; 1 the search or evaluation failed at run time; 2 a usage mistake (bad flag,
 bad value, missing optional dependency), with a message that names the fix; 130 interrupted.
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from sal_plugins import __version__
+from sal_plugins._cli_calibrate import add_calibrate_parser
 from sal_plugins._cli_eval import add_eval_parser
 from sal_plugins._cli_run import add_run_parser
 from sal_plugins._cli_serve import add_serve_parser
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(commands)
     add_eval_parser(commands)
     add_serve_parser(commands)
+    add_calibrate_parser(commands)
     return parser
 
 

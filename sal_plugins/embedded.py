@@ -86,10 +86,13 @@ EMBEDDED_SEARCH: dict[str, dict[str, Any]] = {
         "temperature": 0.7,
         "max_tokens": 48,
     },
-    "best_of_n": {"n": 8, "selection": "weighted", "early_stop": True},
+    "best_of_n": {"n": 16, "selection": "weighted", "early_stop": True},
     "beam_search": {"n": 8, "beam_width": 2, "max_steps": 6},
     "dvts": {"n": 8, "beam_width": 2, "max_steps": 6},
+    "particle_filter": {"n": 8, "max_steps": 6},
+    "ab_mcts": {"n": 16, "batch_size": 4, "max_steps": 6},
     "self_revision": {},
+    "adaptive": {"n": 16, "max_steps": 6},
 }
 """Settings tuned for the embedded SmolLM2-135M (on generated problems; see
 ``benchmarks/README.md``), shared by every strategy and per strategy name. The CLI applies them
@@ -97,9 +100,11 @@ when it runs the embedded model; :func:`embedded_settings` merges them for one s
 
 One equation per line (the line is the step, so the verifier judges each), 48 tokens per
 request (two-step solutions take about 30), temperature 0.7 (on generated problems the
-chance that some of 8 samples is right was flat from 0.6 to 0.85 and lower at 1.0), best-of-8
+chance that some of 8 samples is right was flat from 0.6 to 0.85 and lower at 1.0), best-of-16
 with the weighted vote over :func:`embedded_verifier`'s 0-or-1 scores, which stops drawing
-samples once the checked answer is settled."""
+samples once the checked answer is settled (on the held-out word problems best-of-8 lifted
+greedy's accuracy 1.7x, best-of-16 2.3x with intervals apart; on an easy problem the early stop
+ends best-of-16 after 9-13 samples)."""
 
 
 def embedded_settings(

@@ -111,7 +111,8 @@ class RunSpec(Protocol):
         scorer: the verifier in force (``None``: no scores are asked for).
         budget: caps on calls, tokens, cost and time.
         seed: the seed each request's seed is drawn from.
-        system_prompt, step_delimiter, temperature, max_tokens: the generation settings.
+        system_prompt, step_delimiter, temperature, top_p, max_tokens: the generation settings
+            (``top_p=None``: the solver's default).
         max_concurrency: requests in flight at once (``None``: no per-search limit).
         max_retries: retries of a request after a transient fault.
     """
@@ -132,6 +133,8 @@ class RunSpec(Protocol):
     def step_delimiter(self) -> str: ...
     @property
     def temperature(self) -> float: ...
+    @property
+    def top_p(self) -> float | None: ...
     @property
     def max_tokens(self) -> int: ...
     @property

@@ -9,6 +9,10 @@ answer.
 
     with ScriptedOpenAIServer(reply) as base_url:   # "http://127.0.0.1:PORT/v1"
         ...
+
+A reply may also be an assistant message (``{"content": ..., "tool_calls": [...]}``, OpenAI's
+shape): its tool calls are sent as they are, with ``finish_reason="tool_calls"``.
+``max_choices=1`` makes the server answer one choice whatever ``n`` says, as llama.cpp's does.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from starlette.routing import Route
 
 __all__ = ["Reply", "ScriptedOpenAIServer", "last_user_text"]
 
-Reply = Callable[[dict[str, Any]], str]
-"""Given a chat-completions request body, the text of one choice (before stop strings are cut)."""
+Reply = Callable[[dict[str, Any]], str | dict[str, Any]]
+"""Given a chat-completions request body, one choice: its text (before stop strings are cut), or
+an assistant message with ``content`` and ``tool_calls``."""
 
 MODEL = "scripted"
 
@@ -54,6 +59,10 @@ def _tokens(text: str) -> int:
     return max(1, len(text.split()))
 
 
+def _finish_reason(message: dict[str, Any]) -> str:
+    return "tool_calls" if message.get("tool_calls") else "stop"
+
+
 class ScriptedOpenAIServer:
     """An OpenAI-compatible chat server whose answers come from ``reply``.
 
@@ -61,8 +70,9 @@ class ScriptedOpenAIServer:
         requests: every chat-completions body received, in order.
     """
 
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, *, max_choices: int | None = None) -> None:
         self._reply = reply
+        self._max_choices = max_choices
         self.requests: list[dict[str, Any]] = []
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -70,15 +80,26 @@ class ScriptedOpenAIServer:
 
     # --- the app ------------------------------------------------------------------------------
 
-    def _choices(self, body: dict[str, Any]) -> list[str]:
+    def _choices(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         stop = body.get("stop") or []
         stops = [stop] if isinstance(stop, str) else list(stop)
-        return [_cut(self._reply(body), stops) for _ in range(int(body.get("n") or 1))]
+        n = int(body.get("n") or 1)
+        if self._max_choices is not None:
+            n = min(n, self._max_choices)
+        messages = []
+        for _ in range(n):
+            reply = self._reply(body)
+            message = {"content": reply} if isinstance(reply, str) else dict(reply)
+            if message.get("content"):
+                message["content"] = _cut(message["content"], stops)
+            messages.append({"role": "assistant", **message})
+        return messages
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append(body)
-        texts = self._choices(body)
+        choices = self._choices(body)
+        texts = [m.get("content") or "" for m in choices]
         prompt_tokens = sum(_tokens(str(m.get("content", ""))) for m in body.get("messages", []))
         completion_tokens = sum(_tokens(t) for t in texts)
         usage = {
@@ -87,7 +108,7 @@ class ScriptedOpenAIServer:
             "total_tokens": prompt_tokens + completion_tokens,
         }
         if body.get("stream"):
-            return StreamingResponse(self._sse(texts, usage), media_type="text/event-stream")
+            return StreamingResponse(self._sse(choices, usage), media_type="text/event-stream")
         return JSONResponse(
             {
                 "id": "chatcmpl-scripted",
@@ -97,16 +118,19 @@ class ScriptedOpenAIServer:
                 "choices": [
                     {
                         "index": i,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",  # and no stop_reason, as OpenAI and llama.cpp
+                        "message": message,
+                        # and no stop_reason, as OpenAI and llama.cpp
+                        "finish_reason": _finish_reason(message),
                     }
-                    for i, text in enumerate(texts)
+                    for i, message in enumerate(choices)
                 ],
                 "usage": usage,
             }
         )
 
-    async def _sse(self, texts: list[str], usage: dict[str, int]) -> AsyncIterator[str]:
+    async def _sse(
+        self, choices: list[dict[str, Any]], usage: dict[str, int]
+    ) -> AsyncIterator[str]:
         def chunk(index: int, delta: dict[str, Any], finish: str | None) -> str:
             data = {
                 "id": "chatcmpl-scripted",
@@ -117,11 +141,14 @@ class ScriptedOpenAIServer:
             }
             return f"data: {json.dumps(data)}\n\n"
 
-        for index, text in enumerate(texts):
+        for index, message in enumerate(choices):
             yield chunk(index, {"role": "assistant", "content": ""}, None)
-            for word in text.split(" "):
+            text = message.get("content") or ""
+            for word in text.split(" ") if text else []:
                 yield chunk(index, {"content": word + " "}, None)
-            yield chunk(index, {}, "stop")
+            for position, call in enumerate(message.get("tool_calls") or []):
+                yield chunk(index, {"tool_calls": [{"index": position, **call}]}, None)
+            yield chunk(index, {}, _finish_reason(message))
         final = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "choices": []}
         yield f"data: {json.dumps({**final, 'usage': usage})}\n\n"
         yield "data: [DONE]\n\n"

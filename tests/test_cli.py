@@ -137,7 +137,7 @@ def test_tree_files(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--strategy", "best"], "unknown strategy 'best': choose one of beam_search"),
+        (["--strategy", "best"], "unknown strategy 'best': choose one of ab_mcts"),
         (["--beam-width", "2"], "--beam-width does not apply to best_of_n"),
         (["--max-steps", "2"], "drop --max-steps"),
         (["--base-url", "http://127.0.0.1:9/v1"], "--base-url and --model go together"),
@@ -208,7 +208,7 @@ def test_embedded_default_when_no_solver_is_named(
     request = SOLVERS[-1].requests[0]
     assert request.max_tokens == 48  # embedded default, not the 1024 of a served model
     assert request.temperature == 0.7
-    assert request.n == 5  # the first early-stop round of best-of-8
+    assert request.n == 9  # the first early-stop round of best-of-16
 
 
 def test_openai_and_pooling_flags_build_those_adapters() -> None:

@@ -614,3 +614,26 @@ def test_plain_values_travel_intact() -> None:
 def test_anything_but_plain_data_is_refused(data: object) -> None:
     with pytest.raises((ValueError, TypeError)):
         _sandbox.decode(data, no_ref)
+
+
+@pytest.mark.skipif(_sandbox.unavailable("bwrap") is not None, reason="bwrap cannot run here")
+def test_bwrap_runs_an_interpreter_installed_under_tmp(tmp_path: Path) -> None:
+    """A virtualenv made under /tmp is not hidden by the sandbox's scratch tmpfs on /tmp."""
+    import tempfile
+    import venv
+
+    with tempfile.TemporaryDirectory(prefix="sal-venv-", dir="/tmp") as where:
+        os.chmod(where, 0o755)  # as a venv made by hand would be (the sandbox may run as nobody)
+        venv.create(where, symlinks=True, with_pip=False)
+        python = Path(where) / "bin" / "python"
+        packages = os.pathsep.join(p for p in sys.path if p)  # sal_plugins and its dependencies
+        probe = "from sal_plugins.verifiers import _sandbox; print(_sandbox.unavailable('bwrap'))"
+        done = subprocess.run(
+            [str(python), "-c", probe],
+            env={**os.environ, "PYTHONPATH": packages},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    assert done.stdout.strip() == "None", done.stdout + done.stderr

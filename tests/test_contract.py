@@ -29,10 +29,13 @@ from sal_plugins.events import (
 from sal_plugins.solvers import GenerationRequest, ScriptedSolver, SolverResponse
 from sal_plugins.solvers.scripted import fail_calls
 from sal_plugins.strategies import (
+    ABMCTS,
     DVTS,
     STRATEGIES,
+    Adaptive,
     BeamSearch,
     BestOfN,
+    ParticleFilter,
     SearchStrategy,
     SelfRevision,
 )
@@ -71,6 +74,24 @@ class Entry:
 
 
 CONTRACT: dict[str, Entry] = {
+    "ab_mcts": Entry(
+        ABMCTS,
+        {"n": 16, "batch_size": 2, "max_steps": 6},
+        [
+            ({"batch_size": 32}, "batch_size cannot exceed n"),
+            ({"distribution": "uniform"}, "distribution"),
+            ({"prior_reward": 1.0}, "prior_reward"),
+        ],
+    ),
+    "adaptive": Entry(
+        Adaptive,
+        {"n": 8, "max_steps": 6},
+        [
+            ({"probe": 0}, "probe"),
+            ({"policy": "no-such-policy.json"}, "no-such-policy.json not found"),
+            ({"policy": {"otherwise": {"strategy": "beam", "n": 4}}}, "unknown strategy 'beam'"),
+        ],
+    ),
     "best_of_n": Entry(
         BestOfN,
         {"n": 4, "chunk_size": 1},
@@ -78,17 +99,29 @@ CONTRACT: dict[str, Entry] = {
             ({"n": 0}, "n=..."),
             ({"selection": "best"}, "selection"),
             ({"chunk_size": 0}, "chunk_size"),
+            ({"sal_compat": 1}, "sal_compat"),
         ],
     ),
     "beam_search": Entry(
         BeamSearch,
         {"n": 4, "beam_width": 2, "max_steps": 6},
-        [({"beam_width": 3}, "multiple"), ({"max_steps": 0}, "max_steps")],
+        [
+            ({"beam_width": 3}, "multiple"),
+            ({"max_steps": 0}, "max_steps"),
+            ({"selection": "best"}, "selection"),
+            ({"sort_completed": 1}, "sort_completed"),
+            ({"sal_compat": "yes"}, "sal_compat"),
+        ],
     ),
     "dvts": Entry(
         DVTS,
         {"n": 4, "beam_width": 2, "max_steps": 6},
-        [({"beam_width": 3}, "multiple"), ({"lookahead": -1}, "lookahead")],
+        [
+            ({"beam_width": 3}, "multiple"),
+            ({"lookahead": -1}, "lookahead"),
+            ({"stop_at_boxed": "on"}, "stop_at_boxed"),
+            ({"sal_compat": 1}, "sal_compat"),
+        ],
     ),
     "self_revision": Entry(
         SelfRevision,
@@ -97,6 +130,15 @@ CONTRACT: dict[str, Entry] = {
             ({"revision_prompt": "Fix this: {solution}"}, "{problem}"),
             ({"revision_prompt": "{problem} {solution} {hint}"}, "{hint}"),
             ({"max_revisions": -1}, "max_revisions"),
+        ],
+    ),
+    "particle_filter": Entry(
+        ParticleFilter,
+        {"n": 4, "max_steps": 6},
+        [
+            ({"resampling": "stratified"}, "resampling"),
+            ({"n": 1, "iterations": 2}, "n >= 2"),
+            ({"weight_temperature": 0.0}, "weight_temperature"),
         ],
     ),
 }
@@ -439,6 +481,9 @@ def test_bad_configuration_raises_a_clear_config_error(name: str) -> None:
         build(name, bogus=1)
     with pytest.raises(ConfigError, match="temperature"):
         build(name, temperature=-1.0)
+    for top_p in (0.0, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match="top_p"):
+            build(name, top_p=top_p)
     with pytest.raises(ConfigError, match=cls.__name__):
         build(name, beam_width=0) if "beam_width" in cls.model_fields else build(name, n=0)
 

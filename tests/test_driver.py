@@ -344,6 +344,27 @@ async def test_a_search_with_nothing_to_return_raises_with_the_partial_result() 
     assert caught.value.result.usage.failures == 1
 
 
+@pytest.mark.parametrize(
+    ("strategy", "settings"),
+    [
+        (BestOfN, {"n": 2}),
+        (BeamSearch, {"n": 2, "beam_width": 2, "max_steps": 2}),
+        (SelfRevision, {}),
+    ],
+)
+async def test_a_search_whose_every_request_failed_stops_with_error(
+    strategy: type[SearchStrategy], settings: dict[str, int]
+) -> None:
+    """Not "finished" or "max_steps": nothing ran its course, the requests failed."""
+    down = ScriptedSolver([RIGHT], fail=lambda r, c: SolverError("down"))
+    verifier = ScriptedVerifier(lambda problem, step: 0.5)
+    search = strategy(solver=down, verifier=verifier, seed=0, max_retries=0, **settings)
+    with pytest.raises(SearchError) as caught:
+        await search.arun(PROBLEM)
+    assert caught.value.result is not None
+    assert caught.value.result.stop_reason == "error"
+
+
 # --- plans --------------------------------------------------------------------------------
 
 

@@ -37,7 +37,17 @@ import sal_plugins as sal
 from sal_plugins.answers import DEFAULT_TIMEOUT_S
 from sal_plugins.errors import SolverError, TransientError, VerifierError
 from sal_plugins.solvers import GenerationRequest, ScriptedSolver
-from sal_plugins.strategies import DVTS, BeamSearch, BestOfN, SearchStrategy, SelfRevision
+from sal_plugins.strategies import (
+    ABMCTS,
+    DVTS,
+    STRATEGIES,
+    Adaptive,
+    BeamSearch,
+    BestOfN,
+    ParticleFilter,
+    SearchStrategy,
+    SelfRevision,
+)
 from sal_plugins.verifiers import FunctionVerifier, ScriptedVerifier
 
 FUZZ = settings(
@@ -127,15 +137,22 @@ COUNTS: dict[type[SearchStrategy], dict[str, int]] = {
     BeamSearch: {"n": 1, "beam_width": 1, "max_steps": 1, "lookahead": 0, **COMMON_COUNTS},
     DVTS: {"n": 1, "beam_width": 1, "max_steps": 1, "lookahead": 0, **COMMON_COUNTS},
     SelfRevision: {"n": 1, "max_revisions": 0, **COMMON_COUNTS},
+    ParticleFilter: {"n": 1, "max_steps": 1, "iterations": 1, **COMMON_COUNTS},
+    ABMCTS: {"n": 1, "batch_size": 1, "max_steps": 1, **COMMON_COUNTS},
+    Adaptive: {"probe": 1, "n": 1, "max_steps": 1, **COMMON_COUNTS},
 }
 OTHER_FIELDS = {
-    BestOfN: ["selection", "early_stop"],
-    BeamSearch: ["dedup"],
-    DVTS: ["selection"],
+    BestOfN: ["selection", "early_stop", "sal_compat"],
+    BeamSearch: ["dedup", "selection", "sort_completed", "sal_compat"],
+    DVTS: ["selection", "stop_at_boxed", "sal_compat"],
     SelfRevision: ["threshold", "revision_prompt"],
+    ParticleFilter: ["weight_temperature", "weighting", "resampling", "selection"],
+    ABMCTS: ["selection", "distribution", "prior_reward", "finish_action"],
+    Adaptive: ["policy"],
 }
 COMMON_FIELDS = [
     "seed",
+    "top_p",
     "system_prompt",
     "step_delimiter",
     "temperature",
@@ -144,6 +161,10 @@ COMMON_FIELDS = [
     "not_a_setting",
 ]
 STRATEGY_CLASSES = list(COUNTS)
+
+
+def test_every_registered_strategy_is_fuzzed() -> None:
+    assert set(STRATEGY_CLASSES) == set(STRATEGIES.values())
 
 
 def _scripted_pair() -> tuple[ScriptedSolver, ScriptedVerifier]:
@@ -159,6 +180,7 @@ def _accepted_config_is_sane(strategy: SearchStrategy) -> None:
             continue  # an optional count, left unset
         assert _whole(value) and value >= least, f"{name}={value!r} was accepted"
     assert math.isfinite(strategy.temperature) and 0.0 <= strategy.temperature <= 2.0
+    assert strategy.top_p is None or 0.0 < strategy.top_p <= 1.0, f"top_p={strategy.top_p!r}"
     assert strategy.step_delimiter
     if isinstance(strategy, SelfRevision):
         # A NaN threshold can never be met or missed: no score compares with it.
@@ -242,6 +264,8 @@ def test_a_problem_runs_or_raises_input_error(problem: Any, cls: type[SearchStra
     settings_: dict[str, Any] = {"n": 2} if cls is not SelfRevision else {"max_revisions": 1}
     if cls in (BeamSearch, DVTS):
         settings_ |= {"beam_width": 1, "max_steps": 3}
+    if cls in (ParticleFilter, ABMCTS, Adaptive):
+        settings_ |= {"max_steps": 3} | ({"batch_size": 2} if cls is ABMCTS else {})
     search = cls(solver=solver, verifier=verifier, seed=0, **settings_)
     if not _valid_problem(problem):
         with pytest.raises(sal.InputError, match="problem"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
 import threading
 import time
@@ -30,7 +31,7 @@ import uvicorn
 from sal_plugins.serve import ServeSettings, create_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from _server import fake_server
+from _server import fake_server, reset, stats
 
 PROBLEM = "Tom has 23 apples and buys 48 more. How many apples does he have?"
 SECRET = "sk-upstream-secret-0123456789"
@@ -205,6 +206,53 @@ def test_llama_index_openai_like_chats_and_streams(upstream: str) -> None:
     assert answer and streamed == answer
 
 
+def test_llama_index_openai_like_answers_in_a_query_engine(upstream: str) -> None:
+    """A query engine over a document: the synthesizer's prompt (context + query) is searched."""
+    openai_like = pytest.importorskip("llama_index.llms.openai_like")
+    from llama_index.core import Document, SummaryIndex
+
+    with serving(settings_for(upstream)) as (url, _):
+        llm = openai_like.OpenAILike(
+            api_base=url, api_key="none", model="best_of_n:fake", is_chat_model=True, max_retries=0
+        )
+        index = SummaryIndex.from_documents([Document(text=PROBLEM)])
+        response = index.as_query_engine(llm=llm).query("How many apples does Tom have?")
+        streaming = index.as_query_engine(llm=llm, streaming=True).query(
+            "How many apples does Tom have?"
+        )
+        streamed = "".join(streaming.response_gen)
+        metrics = httpx.get(f"{url.removesuffix('/v1')}/metrics").text
+    # Each synthesised answer is a whole searched solution (the fake upstream's, with its answer).
+    assert "The answer is" in str(response) and "The answer is" in streamed
+    calls = int(re.search(r"^sal_search_calls_total (\d+)$", metrics, re.MULTILINE)[1])
+    assert calls >= 4  # two searches of at least one generation and one verifier call each
+
+
+def test_replicas_share_searches_and_a_dead_one_loses_no_request(upstream: str) -> None:
+    """``--upstream`` twice: searches reach both servers; with one down, nothing fails."""
+    with fake_server(0.0, 0.0) as second:
+        reset(upstream)
+        both = settings_for(upstream, upstream_url=(f"{upstream}/v1", f"{second}/v1"))
+        with serving(both) as (url, _):
+            for k in range(6):
+                question = f"Tom has {k + 2} apples and buys 3 more. How many apples does he have?"
+                answer = client(url).chat.completions.create(
+                    model="best_of_n:fake", messages=[{"role": "user", "content": question}]
+                )
+                assert answer.choices[0].message.content
+        served = [stats(root)["generation_requests"] for root in (upstream, second)]
+    assert all(count > 0 for count in served), served
+
+    dead = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
+    with serving(settings_for(upstream, upstream_url=(dead, f"{upstream}/v1"))) as (url, _):
+        for _ in range(4):  # searches, and pass-through requests (a plain model name)
+            searched = client(url).chat.completions.create(
+                model="best_of_n:fake", messages=MESSAGES
+            )
+            passed = client(url).chat.completions.create(model="fake", messages=MESSAGES)
+            assert searched.choices[0].message.content and passed.choices[0].message.content
+
+
 # --- guards ------------------------------------------------------------------------------------
 
 
@@ -215,7 +263,7 @@ def test_bearer_keys_are_required_when_configured(upstream: str) -> None:
                 model="best_of_n:fake", messages=MESSAGES
             )
         assert missing.value.status_code == 401
-        assert missing.value.body["code"] == "invalid_api_key"  # type: ignore[index]
+        assert missing.value.body["code"] == "invalid_api_key"
         answer = client(url, key="k1").chat.completions.create(
             model="best_of_n:fake", messages=MESSAGES, extra_body={"sal": {"n": 2}}
         )

@@ -141,4 +141,5 @@ def test_configuration_is_checked() -> None:
     with pytest.raises(ConfigError, match="selection"):
         dvts(selection="best")
     assert dvts(n=16, beam_width=4).subtrees == 4
-    assert DVTS(solver=ScriptedSolver(["x"]), verifier=lambda p, s: 0.5).lookahead == 1
+    # search-and-learn's config defaults lookahead to 0, and its DVTS recipes keep it.
+    assert DVTS(solver=ScriptedSolver(["x"]), verifier=lambda p, s: 0.5).lookahead == 0

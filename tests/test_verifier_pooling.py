@@ -154,12 +154,100 @@ async def test_pooling_all_token_rows_are_mapped_through_tokenize() -> None:
     assert rows[0].step_scores == (0.7, 0.4)
 
 
-async def test_pooling_non_row_data_is_a_verifier_error() -> None:
+async def test_pooling_sequence_pooled_vector_says_to_ask_for_token_classify() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=pooling_body([[0.1, 0.2]]))  # type: ignore[list-item]
 
+    with pytest.raises(VerifierError, match=r"PoolingPRM: result 0 is one vector.*token_classify"):
+        await prm(handler).score("p", [Trajectory(("a",))])
+
+
+async def test_pooling_non_row_data_is_a_verifier_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = pooling_body([[]])
+        body["data"][0]["data"] = "AAAA"  # base64, which is not asked for
+        return httpx.Response(200, json=body)
+
     with pytest.raises(VerifierError, match="PoolingPRM: result 0 is not a list of score rows"):
         await prm(handler).score("p", [Trajectory(("a",))])
+
+
+async def test_pooling_request_states_the_token_classify_task() -> None:
+    server = FakeVLLM(rows_by_tag)
+    await prm(server).score("p", [Trajectory(("a",))])
+    assert server.requests[0]["body"]["task"] == "token_classify"
+    untasked = FakeVLLM(rows_by_tag)
+    await prm(untasked, task=None).score("p", [Trajectory(("a",))])
+    assert "task" not in untasked.requests[0]["body"]
+
+
+class PreSplitVLLM(FakeVLLM):
+    """A server from before the task split: it rejects the field by name, as pydantic does."""
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if "task" in body:
+            self.requests.append({"path": request.url.path, "body": body})
+            detail = (
+                "1 validation error: body.task: Input should be 'encode', 'embed' or 'classify'"
+            )
+            return httpx.Response(400, json={"object": "error", "message": detail, "code": 400})
+        return super().__call__(request)
+
+
+async def test_pooling_server_rejecting_task_is_asked_again_without_it_and_remembered() -> None:
+    server = PreSplitVLLM(rows_by_tag)
+    verifier = prm(server)
+    trajectories = [Trajectory(("ok",)), Trajectory(("wrong", "ok"))]
+    rows = await verifier.score("p", trajectories)
+    assert [r.step_scores for r in rows] == [(0.8,), (0.1, 0.8)]
+    await verifier.score("p", trajectories)
+    assert ["task" in r["body"] for r in server.requests] == [True, False, False]
+    assert server.requests[1]["body"]["input"] == server.requests[0]["body"]["input"]
+
+
+async def test_pooling_400_not_about_task_is_not_retried_without_it() -> None:
+    bodies: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(400, json={"object": "error", "message": "prompt is too long"})
+
+    with pytest.raises(VerifierError, match=r"HTTP 400.*too long"):
+        await prm(handler, batch_input=True).score("p", [Trajectory(("a",))])
+    assert len(bodies) == 1 and bodies[0]["task"] == "token_classify"
+
+
+async def test_pooling_per_token_rows_with_task_token_classify() -> None:
+    """A token-classification server without step pooling: one row per token, as vLLM's
+    token_classify task answers; the rows at the step tags are picked out through /tokenize."""
+    tokens = [9, 151651, 10, 151651]
+    requests: list[tuple[str, dict[str, Any]]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        requests.append((request.url.path, body))
+        if request.url.path == "/tokenize":
+            return httpx.Response(200, json={"count": 4, "max_model_len": 4096, "tokens": tokens})
+        rows = [[0.5, 0.5], [0.25, 0.75], [0.5, 0.5], [0.875, 0.125]]
+        return httpx.Response(200, json=pooling_body([rows]))
+
+    rows = await prm(handler).score("p", [Trajectory(("a", "b"))])
+    assert rows[0].step_scores == (0.75, 0.125)
+    assert [path for path, _ in requests] == ["/pooling", "/tokenize"]
+    assert requests[0][1]["task"] == "token_classify"
+    assert requests[1][1]["prompt"] == requests[0][1]["input"][0]
+
+
+async def test_pooling_prefix_ends_reads_the_last_row_of_every_prefix() -> None:
+    server = FakeVLLM(lambda text: [[0.0], [float(text.count("<extra_0>"))]])
+    verifier = prm(server, rows_at="prefix_ends", rows_are="logits", positive_index=0)
+    rows = await verifier.score("p", [Trajectory(("a", "b")), Trajectory(("c",))])
+    sigmoid = [1 / (1 + math.exp(-k)) for k in (1.0, 2.0, 1.0)]
+    assert [r.step_scores for r in rows] == [tuple(sigmoid[:2]), (sigmoid[2],)]
+    inputs = server.requests[0]["body"]["input"]
+    assert len(server.requests) == 1 and len(inputs) == 3
+    assert [text.count("<extra_0>") for text in inputs] == [1, 2, 1]
 
 
 async def test_pooling_batches_split_by_max_batch_size() -> None:

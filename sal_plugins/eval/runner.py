@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,17 @@ from sal_plugins.eval.grading import graded_answer, is_correct
 from sal_plugins.results import SearchResult
 from sal_plugins.strategies.base import SearchStrategy
 
-__all__ = ["Arm", "Record", "RecordCallback", "RunFolder", "StrategyFactory", "run_arms"]
+__all__ = [
+    "Arm",
+    "Record",
+    "RecordCallback",
+    "RunFolder",
+    "StrategyFactory",
+    "Work",
+    "pending",
+    "run_arms",
+    "search_record",
+]
 
 
 @dataclass(frozen=True, order=True)
@@ -62,6 +72,10 @@ class Record:
         wall_time_s: seconds the search took.
         error: the error that ended the search, if any.
         answer_source: ``"stated"``, ``"last_number"`` or ``"none"``.
+        candidate_answers: every final candidate's extracted answer, best first (``None``: it
+            states none); with ``candidate_scores``, what ``sal calibrate`` reads a best-of-N
+            record as a probe from (empty in records written before they were recorded).
+        candidate_scores: every final candidate's aggregated verifier score, best first.
         text: the selected solution's text.
     """
 
@@ -83,6 +97,8 @@ class Record:
     answer_source: str = "none"
     text: str = ""
     verifier_tokens: int = 0
+    candidate_answers: list[str | None] = field(default_factory=list)
+    candidate_scores: list[float | None] = field(default_factory=list)
 
     @property
     def arm(self) -> Arm:
@@ -122,6 +138,8 @@ class Record:
             error=error,
             answer_source=source,
             text=text,
+            candidate_answers=[c.answer for c in result.completions] if result else [],
+            candidate_scores=[c.score for c in result.completions] if result else [],
             verifier_tokens=(
                 usage.verifier_prompt_tokens + usage.verifier_completion_tokens if usage else 0
             ),
@@ -210,6 +228,45 @@ class RunFolder:
         return found
 
 
+@dataclass(frozen=True)
+class Work:
+    """One search still to run: an arm on a problem, with the seed that problem gets.
+
+    Attributes:
+        arm: the arm.
+        problem: the problem.
+        seed: ``seed + i`` for the problem at position ``i`` of the dataset (``None``: unseeded).
+    """
+
+    arm: Arm
+    problem: Problem
+    seed: int | None
+
+
+def pending(
+    problems: Sequence[Problem], arm: Arm, folder: RunFolder, *, seed: int | None
+) -> tuple[list[Record], list[Work]]:
+    """What ``folder`` holds for ``arm`` and what is left to search, in dataset order.
+
+    The one place a problem's seed is decided: problem ``i`` (its position in ``problems``) is
+    searched with seed ``seed + i``, so every arm sees the same seeds, a resumed run repeats
+    exactly what an uninterrupted one would do, and a run spread over workers
+    (:mod:`sal_plugins.eval.distributed`) does the same searches as a local one.
+
+    Returns:
+        the records already written for these problems, and the work not yet recorded.
+    """
+    done = folder.done(arm)
+    recorded: list[Record] = []
+    todo: list[Work] = []
+    for index, problem in enumerate(problems):
+        if problem.id in done:
+            recorded.append(done[problem.id])
+        else:
+            todo.append(Work(arm, problem, None if seed is None else seed + index))
+    return recorded, todo
+
+
 async def _search(
     strategy: SearchStrategy, problem: Problem
 ) -> tuple[SearchResult | None, str | None]:
@@ -221,6 +278,16 @@ async def _search(
         if isinstance(error, ConfigError):
             raise
         return None, f"{type(error).__name__}: {error}"
+
+
+async def search_record(work: Work, factory: StrategyFactory) -> Record:
+    """Run one search and grade it into a record (a failed search is a record too).
+
+    Raises:
+        ConfigError: the strategy cannot be built or run as configured.
+    """
+    result, error = await _search(factory(work.arm, work.seed), work.problem)
+    return Record.from_result(work.arm, work.problem, work.seed, result, error)
 
 
 async def run_arms(
@@ -235,8 +302,8 @@ async def run_arms(
 ) -> list[Record]:
     """Run every arm on every problem not yet recorded in ``folder``; return all their records.
 
-    Problem ``i`` (its position in ``problems``) is searched with seed ``seed + i``, so every arm
-    sees the same seeds and a resumed run repeats exactly what an uninterrupted one would do.
+    Problem ``i`` (its position in ``problems``) is searched with seed ``seed + i`` (see
+    :func:`pending`).
 
     Args:
         problems: the problems.
@@ -252,26 +319,20 @@ async def run_arms(
     gate = asyncio.Semaphore(jobs)
     records: list[Record] = []
 
-    async def one(arm: Arm, index: int, problem: Problem) -> None:
-        problem_seed = None if seed is None else seed + index
+    async def one(work: Work) -> None:
         async with gate:
-            result, error = await _search(factory(arm, problem_seed), problem)
-        record = Record.from_result(arm, problem, problem_seed, result, error)
+            record = await search_record(work, factory)
         folder.append(record)
         records.append(record)
         if on_record is not None:
-            on_record(arm, record, False)
+            on_record(work.arm, record, False)
 
     for arm in arms:
-        done = folder.done(arm)
-        todo = []
-        for index, problem in enumerate(problems):
-            if problem.id in done:
-                records.append(done[problem.id])
-                if on_record is not None:
-                    on_record(arm, done[problem.id], True)
-            else:
-                todo.append(one(arm, index, problem))
-        await asyncio.gather(*todo)
+        recorded, todo = pending(problems, arm, folder, seed=seed)
+        for record in recorded:
+            records.append(record)
+            if on_record is not None:
+                on_record(arm, record, True)
+        await asyncio.gather(*(one(work) for work in todo))
     wanted = {p.id for p in problems}
     return [r for r in records if r.problem_id in wanted]

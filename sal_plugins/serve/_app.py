@@ -30,10 +30,14 @@ from sal_plugins.errors import (
     ConfigError,
     InputError,
     MissingDependencyError,
+    ProviderError,
     SalError,
     SearchError,
+    TransientError,
 )
 from sal_plugins.events import SearchEvent, SearchFinished
+from sal_plugins.faults import is_transient_status, translate_sdk_error
+from sal_plugins.replicas import Replica, ReplicaSet, replica_urls
 from sal_plugins.results import SearchResult
 from sal_plugins.serve._metrics import Metrics
 from sal_plugins.serve._protocol import (
@@ -75,7 +79,9 @@ class ServeSettings:
     """What a ``sal serve`` instance searches with and how it guards itself.
 
     Args:
-        upstream_url: the OpenAI-compatible API root of the model server (``.../v1``).
+        upstream_url: the OpenAI-compatible API root of the model server (``.../v1``), or a list
+            of replicas of it: searches and pass-through requests are spread over them, and a
+            replica that fails is rested while the others answer (:mod:`sal_plugins.replicas`).
         upstream_model: the model name it serves.
         model_name: the name clients ask for (default: ``upstream_model``).
         upstream_api_key: its key; never shown in a response, log line or error.
@@ -88,7 +94,7 @@ class ServeSettings:
         log_bodies: put request bodies in the access log (off by default).
     """
 
-    upstream_url: str
+    upstream_url: str | tuple[str, ...]
     upstream_model: str
     model_name: str | None = None
     upstream_api_key: str | None = field(default=None, repr=False)
@@ -104,6 +110,16 @@ class ServeSettings:
     def public_model(self) -> str:
         """The model name clients use."""
         return self.model_name or self.upstream_model
+
+
+class _TransientAnswer(TransientError):
+    """A replica's answer with a transient status: worth sending to another replica."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(
+            f"upstream answered {response.status_code}", status_code=response.status_code
+        )
+        self.response = response
 
 
 class _Refused(Exception):
@@ -130,6 +146,7 @@ class SearchService:
             base_url=settings.upstream_url,
             api_key=settings.upstream_api_key,
         )
+        self.replicas = ReplicaSet(replica_urls(settings.upstream_url, "sal serve --upstream"))
         self.metrics = Metrics()
         self._in_flight: dict[str, int] = {}
         self._names = _strategy_names()
@@ -239,6 +256,16 @@ class SearchService:
             if value is not None:
                 settings[key] = value
         budget = sal.pop("budget", None)
+        if isinstance(sal.get("policy"), str):  # a path would read the server's own files
+            raise _Refused(
+                400,
+                error_body(
+                    "sal.policy: send the policy itself as a JSON object, not a file path (or "
+                    "start the server with --policy FILE)",
+                    kind="invalid_request_error",
+                    param="sal",
+                ),
+            )
         settings.update(sal)
         try:
             if budget is not None:
@@ -274,9 +301,7 @@ class SearchService:
             headers = {"Content-Type": "application/json"}
             if self.settings.upstream_api_key:
                 headers["Authorization"] = f"Bearer {self.settings.upstream_api_key}"
-            self._upstream = httpx.AsyncClient(
-                base_url=self.settings.upstream_url.rstrip("/"), headers=headers, timeout=600.0
-            )
+            self._upstream = httpx.AsyncClient(headers=headers, timeout=600.0)
         return self._upstream
 
     def upstream_body(self, request: ChatRequest, body: bytes) -> bytes:
@@ -288,17 +313,28 @@ class SearchService:
         return json.dumps(fields).encode()
 
     async def forward(self, body: bytes) -> httpx.Response:
-        """Send a request body to the upstream's chat completions as it is."""
+        """Send a request body to the upstream's chat completions as it is.
+
+        With replicas, one that does not answer or answers with a transient status is rested
+        and the body goes to another; the last replica's answer is returned whatever it is.
+        """
+
+        async def send(replica: Replica) -> httpx.Response:
+            url = f"{replica.url.rstrip('/')}/chat/completions"
+            try:
+                response = await self.upstream().post(url, content=body)
+            except httpx.HTTPError as error:
+                raise translate_sdk_error(error, "the upstream did not answer") from None
+            if len(self.replicas) > 1 and is_transient_status(response.status_code):
+                raise _TransientAnswer(response)
+            return response
+
         try:
-            return await self.upstream().post("/chat/completions", content=body)
-        except httpx.HTTPError as error:
-            raise _Refused(
-                502,
-                error_body(
-                    f"the upstream did not answer: {type(error).__name__}: {redact(str(error))}",
-                    kind="upstream_error",
-                ),
-            ) from None
+            return await self.replicas.call(None, send)
+        except _TransientAnswer as answer:
+            return answer.response
+        except ProviderError as error:
+            raise _Refused(502, error_body(redact(str(error)), kind="upstream_error")) from None
 
     async def tool_decision(self, request: ChatRequest) -> bytes | None:
         """With tools, the upstream decides first: its tool call as it sent it, or ``None``."""

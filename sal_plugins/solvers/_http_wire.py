@@ -1,4 +1,4 @@
-"""How :class:`~sal_plugins.solvers.openai.OpenAISolver` sends its JSON: one small interface, two ways.
+"""How :class:`~sal_plugins.solvers.openai.OpenAISolver` sends its JSON: one small interface, three ways.
 
 * :class:`SDKWire`: through an ``openai.AsyncOpenAI`` client (its generic ``post``/``get``, over
   httpx or the SDK's aiohttp client); errors translated by the fault policy.
@@ -6,6 +6,8 @@
   machinery (option copies, header models, response wrappers), which costs about a millisecond of
   CPU per request: with dozens of requests in flight (fan-out servers, beam search and DVTS at
   large N) that millisecond is what stands between a search and its critical path.
+* :class:`ReplicatedWire`: one of the above per replica of the model, each request sent where
+  the solver's :class:`~sal_plugins.replicas.ReplicaSet` says (failing over to another replica).
 
 Both raise only sal-plugins errors, classified by :mod:`sal_plugins.faults`.
 """
@@ -14,25 +16,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sal_plugins._redact import redact, redact_url
 from sal_plugins.errors import ProviderError, SolverError, TransientError
 from sal_plugins.faults import is_transient_status, parse_retry_after, translate_openai_error
+from sal_plugins.replicas import Replica, ReplicaSet
 
 if TYPE_CHECKING:
     import aiohttp
     from openai import AsyncOpenAI
 
-__all__ = ["DirectWire", "SDKWire", "Wire", "translated"]
+__all__ = ["DirectWire", "ReplicatedWire", "SDKWire", "Wire", "translated"]
 
 
 class Wire(Protocol):
     """JSON in, JSON out, sal-plugins errors on failure."""
 
-    async def post(self, path: str, payload: Mapping[str, Any]) -> object:
-        """POST ``payload`` to ``path`` (relative to the API root); the decoded body."""
+    async def post(
+        self, path: str, payload: Mapping[str, Any], *, affinity: Hashable | None = None
+    ) -> object:
+        """POST ``payload`` to ``path`` (relative to the API root); the decoded body.
+
+        ``affinity`` names the search the request belongs to: a wire over several replicas keeps
+        one search on one replica (its prefix cache); a wire to one server has no choice to make.
+        """
         ...
 
     async def get(self, path: str) -> object:
@@ -51,7 +60,9 @@ class SDKWire:
         self.client = client
         self._owned = owned
 
-    async def post(self, path: str, payload: Mapping[str, Any]) -> object:
+    async def post(
+        self, path: str, payload: Mapping[str, Any], *, affinity: Hashable | None = None
+    ) -> object:
         # The SDK's generic post: no per-request transformation of typed params and no pydantic
         # model of the response, which the search reads as plain JSON anyway.
         return await translated(
@@ -105,7 +116,9 @@ class DirectWire:
         )
         self._timeout = timeout
 
-    async def post(self, path: str, payload: Mapping[str, Any]) -> object:
+    async def post(
+        self, path: str, payload: Mapping[str, Any], *, affinity: Hashable | None = None
+    ) -> object:
         return await self._send("POST", path, json.dumps(payload).encode())
 
     async def get(self, path: str) -> object:
@@ -135,6 +148,40 @@ class DirectWire:
             return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise TransientError(f"server sent broken JSON: {body[:200]!r}") from error
+
+
+class ReplicatedWire:
+    """One wire per replica; each request goes to the replica ``replicas`` picks.
+
+    A transient fault rests that replica and the request is sent again at once to another
+    healthy one (:meth:`ReplicaSet.call <sal_plugins.replicas.ReplicaSet.call>`).
+
+    Args:
+        replicas: the solver's replica set (shared by every event loop's wire).
+        wire_for: builds the wire of one replica's base URL.
+    """
+
+    def __init__(self, replicas: ReplicaSet, wire_for: Callable[[str], Wire]) -> None:
+        self._replicas = replicas
+        self._wires = {replica.url: wire_for(replica.url) for replica in replicas.replicas}
+
+    async def post(
+        self, path: str, payload: Mapping[str, Any], *, affinity: Hashable | None = None
+    ) -> object:
+        async def send(replica: Replica) -> object:
+            return await self._wires[replica.url].post(path, payload)
+
+        return await self._replicas.call(affinity, send)
+
+    async def get(self, path: str) -> object:
+        async def send(replica: Replica) -> object:
+            return await self._wires[replica.url].get(path)
+
+        return await self._replicas.call(None, send)
+
+    async def close(self) -> None:
+        for wire in self._wires.values():
+            await wire.close()
 
 
 def _status_error(status: int, body: bytes, headers: dict[str, str]) -> ProviderError:

@@ -23,7 +23,10 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class Sampling:
-    """llama.cpp sampler settings (the defaults of ``llama_cpp.server``)."""
+    """llama.cpp sampler settings (the defaults of ``llama_cpp.server``).
+
+    A request's ``top_p``, when set, replaces ``top_p`` for that request.
+    """
 
     top_k: int = 40
     top_p: float = 0.95

@@ -56,6 +56,7 @@ class GenerationRequest:
         n: how many independent continuations to return.
         stop: stop strings; empty means generate to the end of the solution.
         temperature: sampling temperature.
+        top_p: nucleus-sampling mass; ``None`` leaves the solver's (or server's) default.
         max_tokens: cap on generated tokens per continuation.
         seed: seed of the first continuation; continuation ``i`` uses ``seed + i`` when fanned out.
         system_prompt: system message, if any.
@@ -73,6 +74,7 @@ class GenerationRequest:
     n: int = 1
     stop: tuple[str, ...] = ()
     temperature: float = 0.8
+    top_p: float | None = None
     max_tokens: int = 512
     seed: int | None = None
     system_prompt: str | None = None

@@ -7,6 +7,7 @@ import os
 import random
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -79,7 +80,8 @@ class LlamaCppSolver:
         chat_template: renders messages to the raw prompt
             (``template(messages, continue_final_message) -> str``); default: the GGUF's template,
             else ChatML.
-        sampling: top-k / top-p / min-p / repeat penalty (llama.cpp server defaults).
+        sampling: top-k / top-p / min-p / repeat penalty (llama.cpp server defaults); a
+            request's ``top_p`` (a strategy's ``top_p=...``) replaces ``sampling.top_p``.
         verbose: let llama.cpp print its logs.
 
     Raises:
@@ -198,6 +200,9 @@ class LlamaCppSolver:
                 self._cache.prepare(llm, prompt)
             except (RuntimeError, ValueError) as error:
                 raise SolverError(f"llama.cpp failed: {error}") from error
+            sampling = self.sampling
+            if request.top_p is not None:
+                sampling = replace(sampling, top_p=request.top_p)
             generations: list[Generation] = []
             completion_tokens = 0
             for seed in seeds_for(request):
@@ -209,7 +214,7 @@ class LlamaCppSolver:
                         max_tokens=min(request.max_tokens, room),
                         temperature=request.temperature,
                         seed=random.randrange(2**31) if seed is None else seed,
-                        sampling=self.sampling,
+                        sampling=sampling,
                         logprobs=request.logprobs,
                         top_logprobs=request.top_logprobs,
                         cancel=cancel,

@@ -6,14 +6,15 @@ import asyncio
 import importlib.util
 import os
 import weakref
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from sal_plugins._redact import redact_url
 from sal_plugins.errors import ConfigError, MissingDependencyError, SolverError, TransientError
 from sal_plugins.openai_wire import VLLM_CONTINUE, generations_of, served_by_vllm, usage_of
-from sal_plugins.solvers._http_wire import DirectWire, SDKWire, Wire, translated
+from sal_plugins.replicas import ReplicaPolicy, ReplicaSet, affinity_of, replica_urls
+from sal_plugins.solvers._http_wire import DirectWire, ReplicatedWire, SDKWire, Wire, translated
 from sal_plugins.solvers.base import (
     ContinuationMode,
     GenerationRequest,
@@ -62,6 +63,13 @@ class OpenAISolver:
             api_key="...",          # or OPENAI_API_KEY; local servers accept anything
         )
 
+    Several replicas of the model (each its own server) spread the load::
+
+        solver = OpenAISolver(
+            model="meta-llama/Llama-3.2-1B-Instruct",
+            base_url=["http://gpu0:8000/v1", "http://gpu1:8000/v1"],
+        )
+
     Run a search with it::
 
         import sal_plugins as sal
@@ -91,9 +99,18 @@ class OpenAISolver:
     ``Retry-After``, 408, 409, 5xx, timeouts, dropped connections, broken JSON), which the search
     driver retries, or :class:`~sal_plugins.errors.SolverError` (other 4xx).
 
+    With several base URLs (:mod:`sal_plugins.replicas`), each request goes to the replica with
+    the fewest requests in flight, except that one search's requests (same system prompt and
+    problem) stay on one replica, so its prefix cache hits, while that replica is not much
+    busier than the others. A replica that fails with a transient fault rests for a cool-down
+    (1 s, doubling to 30 s) and the request is sent again at once to another replica, without
+    spending the search's retries; only when no healthy replica is left does the fault reach the
+    driver. The probe of ``/v1/models`` goes to any replica: they serve the same model.
+
     Args:
         model: the model name the server knows.
-        base_url: the API root, ending in ``/v1``; defaults to ``$OPENAI_BASE_URL``.
+        base_url: the API root, ending in ``/v1``, or a list of them (replicas of the same
+            model, each listed once); defaults to ``$OPENAI_BASE_URL``.
         api_key: defaults to ``$OPENAI_API_KEY``, else ``"EMPTY"`` (local servers ignore it).
         continuation: ``"auto"``, ``"native"``, ``"completion"`` or ``"instructed"`` (above).
         prompt_template: renders messages to raw text for ``"completion"`` mode.
@@ -117,6 +134,8 @@ class OpenAISolver:
             always sends through its own stack. With dozens of requests in flight (fan-out
             servers, beam search and DVTS at large N) the SDK costs about a millisecond of CPU
             per request and httpx's pool more (``benchmarks/overhead.py --transport``).
+        replica_policy: cool-down and spill settings of several base URLs
+            (:class:`~sal_plugins.replicas.ReplicaPolicy`).
 
     Raises:
         ConfigError: a setting that cannot work, with the fix in the message.
@@ -126,7 +145,7 @@ class OpenAISolver:
     def __init__(
         self,
         model: str,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         api_key: str | None = None,
         *,
         continuation: Continuation = "auto",
@@ -140,6 +159,7 @@ class OpenAISolver:
         honours_n: bool | None = None,
         client: AsyncOpenAI | None = None,
         transport: Transport | Literal["auto"] = "auto",
+        replica_policy: ReplicaPolicy | None = None,
     ) -> None:
         try:
             import openai  # noqa: F401
@@ -164,7 +184,13 @@ class OpenAISolver:
             )
         self.transport: Transport = _resolve_transport(transport, injected=client is not None)
         self.model = model
-        self.base_url = None if client is not None else _base_url(base_url)
+        self.base_urls: tuple[str, ...] = () if client is not None else _base_urls(base_url)
+        self.base_url: str | None = self.base_urls[0] if self.base_urls else None
+        """The API root (the first replica's, when several are given: see ``base_urls``)."""
+        self.replicas = (
+            ReplicaSet(self.base_urls, policy=replica_policy) if self.base_urls else None
+        )
+        self._listed = not isinstance(base_url, str | None)
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self._continuation: Continuation = continuation
         self.prompt_template = prompt_template
@@ -193,7 +219,10 @@ class OpenAISolver:
         )
 
     def __repr__(self) -> str:
-        where = redact_url(self.base_url) if self.base_url else "injected client"
+        where: object = "injected client"
+        if self.base_urls:
+            shown = [redact_url(url) for url in self.base_urls]
+            where = shown if self._listed else shown[0]
         return (
             f"OpenAISolver(model={self.model!r}, base_url={where!r}, "
             f"continuation={self.continuation!r})"
@@ -255,10 +284,13 @@ class OpenAISolver:
     def _new_wire(self) -> Wire:
         if self._injected is not None:
             return SDKWire(self._injected, owned=False)
-        assert self.base_url is not None
+        assert self.replicas is not None
+        return ReplicatedWire(self.replicas, self._replica_wire)
+
+    def _replica_wire(self, base_url: str) -> Wire:
         if self.transport == "direct":
             return DirectWire(
-                self.base_url,
+                base_url,
                 self._api_key,
                 timeout=self.timeout,
                 max_connections=self.max_connections,
@@ -266,7 +298,7 @@ class OpenAISolver:
         from openai import AsyncOpenAI, DefaultAioHttpClient
 
         client = AsyncOpenAI(
-            base_url=self.base_url,
+            base_url=base_url,
             api_key=self._api_key,
             timeout=self.timeout,
             max_retries=0,
@@ -330,6 +362,8 @@ class OpenAISolver:
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
         }
+        if request.top_p is not None:
+            payload["top_p"] = request.top_p
         if request.stop:
             payload["stop"] = list(request.stop)
         if request.seed is not None:
@@ -352,7 +386,9 @@ class OpenAISolver:
         if mode == "native" and request.prefix_steps:
             payload.update(VLLM_CONTINUE)
         async with self._connections():
-            response = await wire.post(path, payload)
+            response = await wire.post(
+                path, payload, affinity=affinity_of(request.system_prompt, request.problem)
+            )
         return _batch(response, request.stop)
 
     def _connections(self) -> asyncio.Semaphore:
@@ -416,22 +452,19 @@ def _resolve_transport(transport: object, *, injected: bool) -> Transport:
     return cast(Transport, transport)
 
 
-def _base_url(base_url: str | None) -> str:
-    url = (base_url or os.environ.get("OPENAI_BASE_URL") or "").strip()
-    if not url:
+def _base_urls(base_url: str | Sequence[str] | None) -> tuple[str, ...]:
+    given = base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL")
+    if given is None or (isinstance(given, str) and not given.strip()):
         raise ConfigError(
             "OpenAISolver needs base_url='http://HOST:PORT/v1' (the server's OpenAI-compatible "
-            "root) or the OPENAI_BASE_URL environment variable"
+            "root), a list of such roots (replicas), or the OPENAI_BASE_URL environment variable"
         )
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"OpenAISolver: base_url must start with http:// or https://, got {url!r}"
-        )
-    trimmed = url.rstrip("/")
-    for endpoint in ("/chat/completions", "/completions", "/models"):
-        if trimmed.endswith(endpoint):
-            raise ConfigError(
-                f"OpenAISolver: base_url is the API root, not an endpoint: use "
-                f"{trimmed[: -len(endpoint)]!r} instead of {url!r}"
-            )
-    return trimmed
+    urls = replica_urls(given, "OpenAISolver")
+    for url in urls:
+        for endpoint in ("/chat/completions", "/completions", "/models"):
+            if url.endswith(endpoint):
+                raise ConfigError(
+                    f"OpenAISolver: base_url is the API root, not an endpoint: use "
+                    f"{redact_url(url[: -len(endpoint)])!r} instead of {redact_url(url)!r}"
+                )
+    return urls

@@ -55,7 +55,8 @@ class ScriptedSolver:
         fail: a :data:`FailureScript` deciding which calls raise.
 
     Attributes:
-        requests: every request served, in order.
+        requests: every request served, in order, with every setting it carried (``top_p``,
+            ``temperature``, ``stop``, ``seed``, ...), so tests can check what reached the solver.
         calls: model requests counted as a server would (fan-out counts each choice).
         prompt_tokens, completion_tokens: tokens served (words, for the fake).
     """

@@ -8,6 +8,8 @@ framework facades take these names and build through that one function.
 
 from __future__ import annotations
 
+from sal_plugins.strategies.ab_mcts import ABMCTS
+from sal_plugins.strategies.adaptive import Adaptive
 from sal_plugins.strategies.base import Aggregation, Expand, Outcome, Plan, Score, SearchStrategy
 from sal_plugins.strategies.beam_search import BeamSearch
 from sal_plugins.strategies.best_of_n import BestOfN, Selection
@@ -19,17 +21,21 @@ from sal_plugins.strategies.build import (
     strategy_settings,
 )
 from sal_plugins.strategies.dvts import DVTS
+from sal_plugins.strategies.particle_filter import ParticleFilter
 from sal_plugins.strategies.self_revision import SelfRevision
 
 __all__ = [
+    "ABMCTS",
     "DVTS",
     "STRATEGIES",
+    "Adaptive",
     "Aggregation",
     "BeamSearch",
     "BestOfN",
     "Coerce",
     "Expand",
     "Outcome",
+    "ParticleFilter",
     "Plan",
     "Score",
     "SearchStrategy",

@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sal_plugins._driver import SearchDriver
 from sal_plugins.budget import Budget
@@ -31,6 +39,7 @@ from sal_plugins.verifiers.base import Verifier
 from sal_plugins.verifiers.function import FunctionVerifier, ScoreFunction
 
 __all__ = [
+    "SAL_DEFAULTS",
     "Aggregation",
     "Expand",
     "Outcome",
@@ -40,6 +49,17 @@ __all__ = [
     "SearchStrategy",
     "aggregate",
 ]
+
+
+SAL_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {"temperature": 0.8, "top_p": 1.0, "max_tokens": 2048}
+)
+"""search-and-learn's sampling settings (``sal.config.Config``), which ``sal_compat=True`` fills in.
+
+Its DVTS hard-codes ``max_tokens=2048``; its beam search and best-of-N read the config's, 2048
+by default. This project's ``max_tokens`` defaults to 1024: a step of a math solution rarely
+takes more, and a runaway continuation costs half as much.
+"""
 
 
 def _ranking_key(node: Node) -> tuple[bool, float, int]:
@@ -58,7 +78,11 @@ class SearchStrategy(BaseModel):
         system_prompt: the solver's system prompt (a step-by-step math prompt by default).
         step_delimiter: text that separates steps (search-and-learn uses a blank line).
         temperature: sampling temperature.
-        max_tokens: cap on tokens per generation request (one step, or a whole solution).
+        top_p: nucleus sampling: each token is drawn from the most likely tokens whose
+            probabilities add up to ``top_p``. ``None`` (default) sends none, so the solver's own
+            default applies (1.0 on OpenAI-compatible servers, 0.95 in ``LlamaCppSolver``).
+        max_tokens: cap on tokens per generation request (one step, or a whole solution);
+            search-and-learn uses 2048 (``sal_compat=True`` does too).
         aggregation: how per-step scores reduce to one: ``last`` (default), ``min``, ``prod``, ``mean``.
         max_concurrency: requests of this search in flight at once; ``None`` (default) sets no
             per-search limit, so a round's whole wave goes out together and only the solver's
@@ -79,16 +103,31 @@ class SearchStrategy(BaseModel):
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
     step_delimiter: str = Field(default="\n\n", min_length=1)
     temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     max_tokens: int = Field(default=1024, gt=0)
     aggregation: Aggregation = "last"
     max_concurrency: int | None = Field(default=None, gt=0)
     max_retries: int = Field(default=3, ge=0)
+
+    sal_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    """Settings ``sal_compat=True`` fills in when they are not given (search-and-learn's values).
+
+    Only strategies with a ``sal_compat`` setting use it.
+    """
 
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as error:
             raise ConfigError(_describe_validation_error(type(self).__name__, error)) from error
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_sal_defaults(cls, data: Any) -> Any:
+        # Settings given explicitly win: search-and-learn has most of them as options too.
+        if isinstance(data, dict) and data.get("sal_compat") is True:
+            return {**cls.sal_defaults, **data}
+        return data
 
     @field_validator("verifier", mode="before")
     @classmethod

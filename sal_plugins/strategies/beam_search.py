@@ -4,7 +4,8 @@ Each round, the active beams are extended by one step (a step ends at ``step_del
 verifier scores every new trajectory; beams that finished leave the pool; of the rest the top
 ``n // beam_width`` by aggregated score survive and are each expanded into ``beam_width``
 continuations next round (so every round samples ``n`` steps). The last round (``max_steps``)
-generates to the end of the solution.
+generates to the end of the solution. The finished beams, up to ``n`` of them, are the final
+candidates; ``selection`` picks the answer among them.
 
 Cost, with N = ``n``, M = ``beam_width``, k = ``lookahead`` and S = ``max_steps``: each round
 makes one generation request per surviving beam (N / M requests asking for M continuations each,
@@ -13,23 +14,54 @@ calls), plus up to k rounds of one greedy request per open candidate (k * N call
 look-ahead is on, and one verifier call scoring up to N trajectories. At most S rounds: at most
 S * (N / M + k * N) generation requests and S verifier calls.
 
-Differences from search-and-learn, on purpose: the configured ``aggregation`` is used for pruning
-and for the final ranking (search-and-learn ignores it in places); candidates cut by
-``max_tokens`` are not reported as finished; a failed request drops only its own candidates; and
-with look-ahead the verifier scores each candidate extended by its roll-out (search-and-learn's
-DVTS does this, while its beam search generates the roll-out but scores the candidate without it).
+Differences from search-and-learn (``sal.search.beam_search``), on purpose, and what
+``sal_compat=True`` does about each:
+
+* Ties at the pruning cut go to the beam generated first; search-and-learn keeps the top of
+  ``np.argsort`` of the scores, which on numpy's portable sort keeps the later of tied beams
+  (numpy's AVX-512 sort orders ties in no defined way, so there search-and-learn itself is not
+  reproducible on ties). ``sal_compat``: the later beam, and the survivors keep their order.
+* Survivors are expanded one request per beam, continuations of a beam side by side;
+  search-and-learn makes one request per continuation, the survivors' copies interleaved
+  (``[a, b, a, b]``), which decides the order of later ties, of ``dedup`` and of the finishers.
+  ``sal_compat``: candidates are put in search-and-learn's order (the requests stay the same).
+* ``sort_completed=True`` (default): the top ``n`` finished beams by score are the final
+  candidates; search-and-learn's default (``sort_completed=False``) keeps the first ``n`` to
+  finish. ``sal_compat`` defaults it to ``False``.
+* The final answer is selected with the configured ``aggregation``; search-and-learn selects
+  (naive, weighted and majority, in ``sal.utils.score``) with the last step's score whatever its
+  ``agg_strategy``, breaks ties between answers by first occurrence, and pads the returned beams
+  to ``n`` with copies of the first ones, which vote again. ``sal_compat``: all three.
+* Candidates cut by ``max_tokens`` are not finished and not returned; search-and-learn counts
+  them as completed. ``sal_compat`` returns them (with ``finished=False``).
+* With look-ahead the verifier scores each candidate extended by its roll-out;
+  search-and-learn's beam search generates the roll-out but scores the candidate without it.
+  ``sal_compat`` scores the candidate alone and generates no roll-out (it could not change the
+  result).
+* ``max_tokens`` defaults to 1024 and ``top_p`` to the solver's own; search-and-learn uses 2048
+  and 1.0, which ``sal_compat`` fills in (settings given explicitly win).
+* Not changed by ``sal_compat``: a failed request drops only its own candidates (search-and-learn
+  stops); a beam the verifier could not score is pruned; answers are compared with math-verify
+  (search-and-learn uses its own canonical form); the system prompt is this project's (pass
+  search-and-learn's as ``system_prompt``); and ``dedup`` stays off by default as in
+  search-and-learn's config (its beam-search recipes turn ``filter_duplicates`` on).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import ClassVar
+import math
+from collections.abc import Generator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
+from sal_plugins.answers import warm_up_equivalence
 from sal_plugins.errors import ConfigError
 from sal_plugins.plan import Expand, Outcome, Plan, Request, Score
-from sal_plugins.strategies.base import SearchStrategy
+from sal_plugins.results import StopReason
+from sal_plugins.strategies._selection import Selection, sal_score, select, select_like_sal
+from sal_plugins.strategies.base import SAL_DEFAULTS, SearchStrategy
 from sal_plugins.tree import Node, SearchTree
 
 __all__ = ["BeamSearch", "Work", "score_with_lookahead", "spread"]
@@ -104,7 +136,17 @@ class BeamSearch(SearchStrategy):
             search-and-learn's ``lookahead``). The candidate is ranked by the score of its
             roll-out; only its own step is kept (see :func:`score_with_lookahead`). The last
             round, which generates to the end, needs none.
-        dedup: drop candidates whose trajectory repeats another's before pruning.
+        dedup: drop candidates whose trajectory repeats another's before pruning
+            (search-and-learn's ``filter_duplicates``).
+        selection: how the answer is picked among the final candidates: ``"naive"`` (default:
+            the best-scored), ``"weighted"`` or ``"majority"``, as in
+            :class:`~sal_plugins.strategies.best_of_n.BestOfN`.
+        sort_completed: keep the ``n`` best-scored finished beams (default) rather than the
+            first ``n`` to finish (search-and-learn's default, and ``sal_compat``'s).
+        sal_compat: reproduce search-and-learn's choices where this class differs on purpose
+            (see the module docstring): tie-breaking, candidate order, ``sort_completed=False``,
+            selection by the last step's score with padding to ``n``, length-cut beams returned,
+            candidates scored without their roll-out, ``max_tokens=2048`` and ``top_p=1.0``.
         **kwargs: the shared settings of :class:`~sal_plugins.strategies.base.SearchStrategy`;
             a verifier is required.
 
@@ -114,12 +156,18 @@ class BeamSearch(SearchStrategy):
     """
 
     name: ClassVar[str] = "beam_search"
+    sal_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType(
+        {**SAL_DEFAULTS, "sort_completed": False}
+    )
 
     n: int = Field(default=16, gt=0)
     beam_width: int = Field(default=4, gt=0)
     max_steps: int = Field(default=40, gt=0)
     lookahead: int = Field(default=0, ge=0)
     dedup: bool = False
+    selection: Selection = "naive"
+    sort_completed: bool = True
+    sal_compat: bool = False
 
     @model_validator(mode="after")
     def _check_shape(self) -> BeamSearch:
@@ -141,6 +189,8 @@ class BeamSearch(SearchStrategy):
 
     def plan(self, problem: str, tree: SearchTree) -> Plan:
         """Rounds of expand, score and prune, as described in the module docstring."""
+        if self.selection != "naive":
+            warm_up_equivalence()  # math-verify loads while the model generates
         active = [0]
         done: list[int] = []
         unverified = False
@@ -152,14 +202,14 @@ class BeamSearch(SearchStrategy):
                 for beam, count in zip(active, counts, strict=True)
                 if count
             ]
-            candidates = [i for ids in results for i in ids]
+            candidates = _interleaved(results) if self.sal_compat else _side_by_side(results)
             scorable = tuple(i for i in candidates if tree[i].steps)
-            if self.lookahead and not last:
+            if self.lookahead and not last and not self.sal_compat:
                 yield from score_with_lookahead(tree, scorable, self.lookahead, step)
             elif scorable:
                 yield [Score(nodes=scorable, round=step)]
-            done += [i for i in candidates if tree[i].finished or tree[i].truncated]
-            open_ = [i for i in candidates if not (tree[i].finished or tree[i].truncated)]
+            done += [i for i in candidates if _ended(tree[i])]
+            open_ = [i for i in candidates if not _ended(tree[i])]
             if self.dedup:
                 unique = self._unique(tree, open_)
                 for repeated in set(open_) - set(unique):
@@ -173,14 +223,52 @@ class BeamSearch(SearchStrategy):
             open_ = scored
             if not open_:
                 break
-            ranked = self.rank(tree, open_)
-            active = ranked[: self.survivors]
-            for pruned in ranked[self.survivors :]:
+            active = self._keep(tree, open_)
+            for pruned in set(open_) - set(active):
                 tree[pruned].pruned = True
-        finished = [i for i in done if tree[i].finished and tree[i].steps]
-        if finished:
-            return Outcome(self.rank(tree, finished)[: self.n])
-        return Outcome(self.best_so_far(tree)[: self.n], "error" if unverified else "max_steps")
+        return self._outcome(tree, done, unverified)
+
+    def _keep(self, tree: SearchTree, open_: list[int]) -> list[int]:
+        """The beams that survive the cut, in the order they grow next round."""
+        if not self.sal_compat:
+            return SearchStrategy.rank(self, tree, open_)[: self.survivors]
+        # np.argsort(scores)[-k:] on numpy's portable (stable) sort: of tied beams the later
+        # ones survive; the survivors keep their candidate order (sal.search.beam_search).
+        ascending = sorted(range(len(open_)), key=lambda p: _score(tree, open_[p]))
+        kept = set(ascending[-self.survivors :])
+        return [node_id for p, node_id in enumerate(open_) if p in kept]
+
+    def _outcome(self, tree: SearchTree, done: list[int], unverified: bool) -> Outcome:
+        if self.sal_compat:
+            pool = [i for i in done if tree[i].steps]  # length-cut beams count as completed
+        else:
+            pool = [i for i in done if tree[i].finished and tree[i].steps]
+        if not pool:
+            return Outcome(self.best_so_far(tree)[: self.n], "error" if unverified else "max_steps")
+        stop: StopReason = "finished" if any(tree[i].finished for i in pool) else "max_steps"
+        if self.sort_completed:
+            pool = self._by_score(tree, pool)
+        pool = pool[: self.n]
+        if not self.sal_compat:
+            return Outcome(self.rank(tree, pool), stop)
+        padded = (pool * (self.n // len(pool) + 1))[: self.n]
+        return Outcome(self._select_like_sal(tree, padded), stop)
+
+    def _by_score(self, tree: SearchTree, node_ids: list[int]) -> list[int]:
+        if self.sal_compat:  # sorted(..., reverse=True): ties keep their finishing order
+            return sorted(node_ids, key=lambda i: _score(tree, i), reverse=True)
+        return SearchStrategy.rank(self, tree, node_ids)
+
+    def _select_like_sal(self, tree: SearchTree, pool: list[int]) -> list[int]:
+        return select_like_sal(
+            tree, pool, self.selection, lambda i: sal_score(tree, i, self.aggregation)
+        )
+
+    def rank(self, tree: SearchTree, node_ids: Sequence[int]) -> list[int]:
+        """Order final candidates by the configured selection, best first."""
+        if self.sal_compat:
+            return self._select_like_sal(tree, list(node_ids))
+        return select(tree, super().rank(tree, node_ids), self.selection)
 
     @staticmethod
     def _unique(tree: SearchTree, node_ids: list[int]) -> list[int]:
@@ -192,3 +280,23 @@ class BeamSearch(SearchStrategy):
                 seen.add(steps)
                 unique.append(node_id)
         return unique
+
+
+def _score(tree: SearchTree, node_id: int) -> float:
+    score = tree[node_id].score
+    return -math.inf if score is None else score
+
+
+def _side_by_side(results: list[tuple[int, ...]]) -> list[int]:
+    """Candidates request by request: each beam's continuations together."""
+    return [i for ids in results for i in ids]
+
+
+def _interleaved(results: list[tuple[int, ...]]) -> list[int]:
+    """Candidates in search-and-learn's order: one continuation of each beam in turn.
+
+    search-and-learn copies the survivors round-robin to ``n`` beams (``[a, b, a, b]``) and
+    samples one continuation of each copy.
+    """
+    widest = max((len(ids) for ids in results), default=0)
+    return [ids[k] for k in range(widest) for ids in results if k < len(ids)]

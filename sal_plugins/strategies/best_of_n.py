@@ -5,19 +5,45 @@ in one request; a solver that fans ``n`` out makes one call per sample), and one
 scoring every trajectory (none without a verifier). With early stopping the N samples are drawn in
 rounds, so it costs at most as many generations, and each round of a ``"weighted"`` or ``"naive"``
 selection adds one verifier call (``"majority"`` still scores once, at the end).
+
+Differences from search-and-learn (``sal.search.best_of_n`` and the selection in
+``sal.utils.score``), on purpose, and what ``sal_compat=True`` does about each:
+
+* The final answer is selected with the configured ``aggregation``, among the candidates sorted
+  by score (ties between answers fall to the other measure: votes or total score);
+  search-and-learn selects with the last step's score whatever its ``agg_strategy``, among the
+  candidates in sampling order (ties fall to the first answer seen). ``sal_compat``: as
+  search-and-learn.
+* Only finished samples compete when there are any; search-and-learn lets all ``n`` compete,
+  length-cut ones included. ``sal_compat``: all ``n``.
+* Early stopping (on by default for ``"majority"``) may draw fewer than ``n`` samples;
+  search-and-learn always draws ``n``. ``sal_compat`` defaults ``early_stop`` to off.
+* ``max_tokens`` defaults to 1024 and ``top_p`` to the solver's own; search-and-learn uses 2048
+  and 1.0, which ``sal_compat`` fills in (settings given explicitly win).
+* Not changed by ``sal_compat``: without a verifier this is self-consistency (search-and-learn
+  always scores); answers are compared with math-verify; the system prompt is this project's.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import ClassVar, Literal
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from sal_plugins.answers import group_equivalent, warm_up_equivalence
+from sal_plugins.answers import warm_up_equivalence
 from sal_plugins.errors import ConfigError
+from sal_plugins.strategies._selection import (
+    Selection,
+    answer_groups,
+    sal_score,
+    select,
+    select_like_sal,
+)
 from sal_plugins.strategies.base import (
+    SAL_DEFAULTS,
     Aggregation,
     Expand,
     Outcome,
@@ -30,50 +56,6 @@ from sal_plugins.tree import SearchTree
 from sal_plugins.verifiers.base import Verifier
 
 __all__ = ["BestOfN", "Selection", "aggregated_bounds", "answer_groups", "select"]
-
-Selection = Literal["naive", "weighted", "majority"]
-
-
-def answer_groups(tree: SearchTree, node_ids: Sequence[int]) -> list[list[int]]:
-    """Positions in ``node_ids`` grouped by equivalent final answers (first seen first).
-
-    Candidates without an extractable answer belong to no group.
-    """
-    answers = [tree.answer_of(i) for i in node_ids]
-    # Plans run on the event loop: the grouping may hold it for at most a second, whatever the
-    # answers (comparisons left then are made as strings; the groups count them).
-    groups = group_equivalent(answers, time_budget_s=1.0)
-    for reason in groups.reasons:
-        tree.note(f"some answers were compared as normalised strings: {reason}")
-    return groups
-
-
-def select(tree: SearchTree, by_score: Sequence[int], selection: Selection) -> list[int]:
-    """Order candidates for a selection, best first; ``by_score`` must be sorted by score already.
-
-    ``"naive"`` keeps the score order. ``"weighted"`` puts first the answer whose candidates' scores
-    sum highest, ``"majority"`` the most frequent answer (ties broken by the other measure); within
-    an answer, candidates keep their score order. Under ``"weighted"`` a candidate without an
-    answer competes alone with its own score (a low-scored answer must not win over a better
-    solution just because the latter states no answer); under ``"majority"`` it comes last.
-    """
-    if selection == "naive" or not by_score:
-        return list(by_score)
-    groups = answer_groups(tree, by_score)
-    if selection == "weighted":
-        grouped = {i for group in groups for i in group}
-        groups += [[i] for i in range(len(by_score)) if i not in grouped]
-    if not groups:
-        return list(by_score)
-
-    def weight(group: list[int]) -> tuple[float, float]:
-        total = sum(tree[by_score[i]].score or 0.0 for i in group)
-        return (total, len(group)) if selection == "weighted" else (len(group), total)
-
-    # by_score is sorted, so each group lists its members best first and ties keep age order.
-    ordered = sorted(groups, key=weight, reverse=True)
-    ranked = [by_score[i] for group in ordered for i in group]
-    return ranked + [i for i in by_score if i not in ranked]
 
 
 def aggregated_bounds(
@@ -115,7 +97,7 @@ class BestOfN(SearchStrategy):
     ``stop_reason == "early_stop"`` and the calls it avoided in ``usage.calls_saved``.
 
     Unlike search-and-learn, the aggregation setting is honoured when scoring (it defaults to
-    ``"last"``, the PRM's score of the final step).
+    ``"last"``, the PRM's score of the final step); the module docstring lists every difference.
 
     Cost: one generation request for all ``n`` samples, or ``ceil(n / chunk_size)`` requests
     with a chunk size, or with early stopping at most 3 rounds of one request each (``n`` calls
@@ -132,6 +114,9 @@ class BestOfN(SearchStrategy):
             ``n`` samples, or with early stopping ``n // 2 + 1`` first and ``ceil(n / 4)`` per
             later round. Smaller chunks also isolate failures: a failed request loses only its
             own samples.
+        sal_compat: reproduce search-and-learn's choices where this class differs on purpose
+            (see the module docstring): selection by the last step's score in sampling order,
+            all samples competing, ``early_stop=False``, ``max_tokens=2048`` and ``top_p=1.0``.
         **kwargs: the shared settings of :class:`~sal_plugins.strategies.base.SearchStrategy`.
 
     Example:
@@ -143,11 +128,15 @@ class BestOfN(SearchStrategy):
     """
 
     name: ClassVar[str] = "best_of_n"
+    sal_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType(
+        {**SAL_DEFAULTS, "early_stop": False}
+    )
 
     n: int = Field(default=4, gt=0)
     selection: Selection | None = None
     early_stop: bool | None = None
     chunk_size: int | None = Field(default=None, gt=0)
+    sal_compat: bool = False
 
     @model_validator(mode="after")
     def _check_selection(self) -> BestOfN:
@@ -215,7 +204,7 @@ class BestOfN(SearchStrategy):
         if self.verifier is not None and not scores_each_round and scorable:
             yield [Score(nodes=scorable, round=round_)]
         finished = [i for i in candidates if tree[i].finished and tree[i].steps]
-        pool = finished or list(scorable)
+        pool = list(scorable) if self.sal_compat else finished or list(scorable)
         if asked < self.n:
             return Outcome(self.rank(tree, pool), "early_stop", samples_saved=self.n - asked)
         return Outcome(self.rank(tree, pool), "finished" if finished else "max_steps")
@@ -252,5 +241,12 @@ class BestOfN(SearchStrategy):
 
     def rank(self, tree: SearchTree, node_ids: Sequence[int]) -> list[int]:
         """Order candidates by the configured selection, best first."""
+        if self.sal_compat:
+            return select_like_sal(
+                tree,
+                list(node_ids),
+                self.effective_selection,
+                lambda i: sal_score(tree, i, self.aggregation),
+            )
         by_score = super().rank(tree, node_ids)
         return select(tree, by_score, self.effective_selection)

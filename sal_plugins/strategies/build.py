@@ -14,10 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from sal_plugins.errors import ConfigError
+from sal_plugins.strategies.ab_mcts import ABMCTS
+from sal_plugins.strategies.adaptive import Adaptive
 from sal_plugins.strategies.base import SearchStrategy
 from sal_plugins.strategies.beam_search import BeamSearch
 from sal_plugins.strategies.best_of_n import BestOfN
 from sal_plugins.strategies.dvts import DVTS
+from sal_plugins.strategies.particle_filter import ParticleFilter
 from sal_plugins.strategies.self_revision import SelfRevision
 
 __all__ = ["STRATEGIES", "Coerce", "build_strategy", "strategy_class", "strategy_settings"]
@@ -27,6 +30,9 @@ STRATEGIES: dict[str, type[SearchStrategy]] = {
     BeamSearch.name: BeamSearch,
     DVTS.name: DVTS,
     SelfRevision.name: SelfRevision,
+    ParticleFilter.name: ParticleFilter,
+    ABMCTS.name: ABMCTS,
+    Adaptive.name: Adaptive,
 }
 """The strategies by public name."""
 

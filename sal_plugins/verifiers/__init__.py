@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from sal_plugins.verifiers.compose import CascadeVerifier, EnsembleVerifier
     from sal_plugins.verifiers.judge import JudgeVerifier
     from sal_plugins.verifiers.pooling import PoolingPRM
+    from sal_plugins.verifiers.presets import PRM_PRESETS, prm_preset
     from sal_plugins.verifiers.self_certainty import SelfCertaintyVerifier
     from sal_plugins.verifiers.tei import TEIReward
 
 __all__ = [
+    "PRM_PRESETS",
     "ArithmeticVerifier",
     "CascadeVerifier",
     "ChatLogprobPRM",
@@ -44,6 +46,7 @@ __all__ = [
     "Trajectory",
     "Verifier",
     "check_scores",
+    "prm_preset",
 ]
 
 _LAZY = {
@@ -54,9 +57,11 @@ _LAZY = {
     "CodeTestVerifier": "sal_plugins.verifiers.code_tests",
     "EnsembleVerifier": "sal_plugins.verifiers.compose",
     "JudgeVerifier": "sal_plugins.verifiers.judge",
+    "PRM_PRESETS": "sal_plugins.verifiers.presets",
     "PoolingPRM": "sal_plugins.verifiers.pooling",
     "SelfCertaintyVerifier": "sal_plugins.verifiers.self_certainty",
     "TEIReward": "sal_plugins.verifiers.tei",
+    "prm_preset": "sal_plugins.verifiers.presets",
 }
 
 

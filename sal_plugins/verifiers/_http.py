@@ -6,6 +6,11 @@ valid JSON become :class:`~sal_plugins.errors.TransientError` carrying ``retry_a
 ``retry-after-ms`` or ``Retry-After``, capped); any other 4xx becomes
 :class:`~sal_plugins.errors.VerifierError` naming the verifier. Verifiers never retry: the search
 driver does. The API key never appears in a repr or an error message.
+
+An endpoint may have several base URLs, replicas of the same model: every request goes where
+the endpoint's :class:`~sal_plugins.replicas.ReplicaSet` says (fewest requests in flight, one
+search's requests on one replica when the caller names its ``affinity``), and a replica that
+fails with a transient fault rests while the request is sent again at once to another.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import contextlib
 import json
 import ssl
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -26,6 +31,7 @@ from sal_plugins._redact import mask_key, redact, redact_url
 from sal_plugins.errors import ConfigError, TransientError, VerifierError
 from sal_plugins.faults import is_transient_status, parse_retry_after
 from sal_plugins.openai_wire import usage_of
+from sal_plugins.replicas import Replica, ReplicaPolicy, ReplicaSet, replica_urls
 from sal_plugins.verifiers.base import report_usage
 
 __all__ = ["HTTPEndpoint", "HTTPStatusError", "server_root"]
@@ -41,14 +47,19 @@ class HTTPStatusError(VerifierError):
         self.status_code = status_code
 
 
-def server_root(base_url: str, verifier: str) -> str:
-    """Check that a server-native route's ``base_url`` is the server root, not ``.../v1``."""
-    if base_url.rstrip("/").endswith("/v1"):
-        root = base_url.rstrip("/")[: -len("/v1")]
-        raise ConfigError(
-            f"{verifier}: base_url is the server root for this route, e.g. {root!r}, "
-            f"not the OpenAI-compatible {base_url!r}"
-        )
+def server_root(base_url: str | Sequence[str], verifier: str) -> str | Sequence[str]:
+    """Check that a server-native route's ``base_url`` (each, if a list) is the server root.
+
+    Returns ``base_url`` as given; the checks of :func:`~sal_plugins.replicas.replica_urls`
+    follow in :class:`HTTPEndpoint`.
+    """
+    for url in [base_url] if isinstance(base_url, str) else base_url:
+        if isinstance(url, str) and url.strip().rstrip("/").endswith("/v1"):
+            root = url.strip().rstrip("/")[: -len("/v1")]
+            raise ConfigError(
+                f"{verifier}: base_url is the server root for this route, e.g. "
+                f"{redact_url(root)!r}, not the OpenAI-compatible {redact_url(url)!r}"
+            )
     return base_url
 
 
@@ -58,32 +69,41 @@ class HTTPEndpoint:
 
     Attributes:
         base_url: server root (or ``.../v1`` for OpenAI-compatible routes); paths are appended.
+            A list is several replicas of the same model, each listed once.
         verifier: the verifier's name, used in every error message.
         api_key: sent as ``Authorization: Bearer <api_key>`` when set.
         timeout: seconds for the whole request (connect, write, read).
         transport: an ``httpx`` transport to use instead of the network (tests, proxies).
+        replica_policy: cool-down and spill settings of several base URLs.
+        base_urls: every base URL, checked and without trailing slashes.
+        replicas: the replica set requests are spread over.
     """
 
-    base_url: str
+    base_url: str | Sequence[str]
     verifier: str
     api_key: str | None = field(default=None, repr=False)
     timeout: float = 60.0
     transport: httpx.AsyncBaseTransport | None = None
+    replica_policy: ReplicaPolicy | None = None
+    base_urls: tuple[str, ...] = field(init=False, compare=False)
+    replicas: ReplicaSet = field(init=False, compare=False)
 
     def __repr__(self) -> str:
+        shown = [redact_url(url) for url in self.base_urls]
+        where = shown[0] if isinstance(self.base_url, str) else shown
         return (
-            f"HTTPEndpoint(base_url={redact_url(self.base_url)!r}, verifier={self.verifier!r}, "
+            f"HTTPEndpoint(base_url={where!r}, verifier={self.verifier!r}, "
             f"api_key={mask_key(self.api_key)!r}, timeout={self.timeout!r})"
         )
 
     def __post_init__(self) -> None:
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"{self.verifier}: base_url must start with http:// or https://, "
-                f"got {redact_url(self.base_url)!r}"
-            )
+        urls = replica_urls(self.base_url, self.verifier)
         if self.timeout <= 0:
             raise ConfigError(f"{self.verifier}: timeout must be positive, got {self.timeout}")
+        if not isinstance(self.base_url, str):
+            object.__setattr__(self, "base_url", urls)  # a caller's list, frozen like the rest
+        object.__setattr__(self, "base_urls", urls)
+        object.__setattr__(self, "replicas", ReplicaSet(urls, policy=self.replica_policy))
 
     @contextlib.asynccontextmanager
     async def client(self) -> AsyncIterator[httpx.AsyncClient]:
@@ -101,7 +121,7 @@ class HTTPEndpoint:
             closer = _closed_at_loop_end(clients)
             _CLOSERS[loop] = closer
             await anext(closer)  # started: the loop finalises it at shutdown
-        key = (self.base_url, self.api_key, self.timeout, id(self.transport))
+        key = (self.base_urls, self.api_key, self.timeout, id(self.transport))
         client = clients.get(key)
         if client is None or client.is_closed:
             client = clients[key] = self._new_client()
@@ -111,25 +131,48 @@ class HTTPEndpoint:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        return httpx.AsyncClient(
-            base_url=self.base_url.rstrip("/"),
+        return httpx.AsyncClient(  # no base URL: each request names its replica's
             headers=headers,
             timeout=self.timeout,
             transport=self.transport,
             verify=_ssl_context(),
         )
 
-    async def post(self, client: httpx.AsyncClient, path: str, payload: object) -> Any:
+    async def post(
+        self,
+        client: httpx.AsyncClient,
+        path: str,
+        payload: object,
+        *,
+        affinity: Hashable | None = None,
+    ) -> Any:
         """POST ``payload`` as JSON to ``path`` and return the decoded JSON body.
 
         An OpenAI-style ``usage`` in the body (vLLM's chat, ``/pooling`` and ``/classify``
         responses carry one) is reported to the search (:func:`report_usage`).
 
+        Args:
+            client: from :meth:`client`.
+            path: the route, appended to the chosen replica's base URL.
+            payload: the JSON body.
+            affinity: the search the request belongs to
+                (:func:`~sal_plugins.replicas.affinity_of` its problem), kept on one replica
+                when there are several; ``None``: the least-loaded replica.
+
         Raises:
-            TransientError: 408, 429, 5xx, timeouts, connection failures, invalid JSON.
+            TransientError: 408, 429, 5xx, timeouts, connection failures, invalid JSON (from
+                the last replica tried, when there are several).
             VerifierError: any other 4xx.
         """
-        url = f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+
+        async def send(replica: Replica) -> Any:
+            return await self._post_to(client, f"{replica.url}/{path.lstrip('/')}", payload)
+
+        body = await self.replicas.call(affinity, send)
+        _report_usage_in(body)
+        return body
+
+    async def _post_to(self, client: httpx.AsyncClient, url: str, payload: object) -> Any:
         shown = redact_url(url)
         try:
             response = await client.post(url, json=payload)
@@ -162,7 +205,6 @@ class HTTPEndpoint:
                 f"{self.verifier}: invalid JSON from POST {shown}: {_preview(response)}",
                 status_code=status,
             ) from error
-        _report_usage_in(body)
         return body
 
 

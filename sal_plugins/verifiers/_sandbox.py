@@ -158,7 +158,13 @@ def _bwrap(command: list[str], disk_bytes: int) -> list[str]:
     bwrap = _which("bwrap")
     # /dev is a tmpfs with no size limit: read-only, so the device nodes stay but no files.
     inside = ["--new-session", "--dev", "/dev", "--remount-ro", "/dev", "--proc", "/proc"]
-    inside += ["--size", str(disk_bytes), "--tmpfs", "/tmp", "--chdir", "/tmp", "--clearenv"]
+    inside += ["--size", str(disk_bytes), "--tmpfs", "/tmp"]
+    # An interpreter installed under /tmp (a virtualenv made there) is hidden by the scratch
+    # tmpfs: bind it again, read-only, on top of it.
+    for path in _interpreter_dirs():
+        if path.startswith("/tmp/"):
+            inside += ["--ro-bind", path, path]
+    inside += ["--chdir", "/tmp", "--clearenv"]
     for key, value in candidate_env("/tmp").items():
         inside += ["--setenv", key, value]
     if os.geteuid() != 0:

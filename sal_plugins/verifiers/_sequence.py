@@ -28,7 +28,7 @@ class SequenceRewardModel:
     def __init__(
         self,
         *,
-        base_url: str,
+        base_url: str | Sequence[str],
         api_key: str | None,
         per_step: bool,
         step_delimiter: str,

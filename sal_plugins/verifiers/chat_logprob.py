@@ -11,6 +11,7 @@ import httpx
 
 from sal_plugins.errors import ConfigError, VerifierError
 from sal_plugins.openai_wire import logprobs_of
+from sal_plugins.replicas import affinity_of
 from sal_plugins.solvers.prompts import ChatMessage
 from sal_plugins.verifiers._http import HTTPEndpoint
 from sal_plugins.verifiers._scores import gather_all, label_ratio
@@ -50,7 +51,10 @@ class ChatLogprobPRM:
 
     Args:
         model: the served model name (e.g. ``RLHFlow/Llama3.1-8B-PRM-Deepseek-Data``).
-        base_url: the OpenAI-compatible base URL, ending in ``/v1``.
+        base_url: the OpenAI-compatible base URL, ending in ``/v1``, or a list of them
+            (replicas of the same model; requests go to the least busy, one problem's to one
+            replica so its prefix cache hits, and a failing replica rests while its requests
+            go to another).
         api_key: sent as a Bearer token.
         positive: the label (or labels) meaning "this step is right".
         negative: the label (or labels) meaning "this step is wrong".
@@ -78,7 +82,7 @@ class ChatLogprobPRM:
         self,
         *,
         model: str,
-        base_url: str,
+        base_url: str | Sequence[str],
         api_key: str | None = None,
         positive: Labels = "+",
         negative: Labels = "-",
@@ -181,7 +185,9 @@ class ChatLogprobPRM:
             "logprobs": True,
             "top_logprobs": self.top_logprobs,
         }
-        answer = await self.endpoint.post(client, "/chat/completions", body)
+        answer = await self.endpoint.post(
+            client, "/chat/completions", body, affinity=affinity_of(problem)
+        )
         return label_ratio(
             first_token_alternatives(answer, verifier=self.name),
             self.positive,

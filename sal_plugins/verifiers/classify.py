@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
 
 from sal_plugins.errors import ConfigError, VerifierError
+from sal_plugins.replicas import affinity_of
 from sal_plugins.verifiers._scores import chatml_closed, ordered_data, solution_messages
 from sal_plugins.verifiers._sequence import SequenceRewardModel
 from sal_plugins.verifiers.pooling import ChatTemplate
@@ -31,7 +32,9 @@ class ClassifyRM(SequenceRewardModel):
 
     Args:
         model: the served model name.
-        base_url: the server root, e.g. ``http://localhost:8002`` (not ``.../v1``).
+        base_url: the server root, e.g. ``http://localhost:8002`` (not ``.../v1``), or a list
+            of them (replicas of the same model; requests go to the least busy, one problem's
+            to one replica, and a failing replica rests while its requests go to another).
         api_key: sent as a Bearer token.
         scores_are: ``"probabilities"`` or ``"logits"`` (see above).
         label_index: which class's entry is the score.
@@ -55,7 +58,7 @@ class ClassifyRM(SequenceRewardModel):
         self,
         *,
         model: str,
-        base_url: str,
+        base_url: str | Sequence[str],
         api_key: str | None = None,
         scores_are: Literal["probabilities", "logits"] = "probabilities",
         label_index: int = -1,
@@ -96,7 +99,7 @@ class ClassifyRM(SequenceRewardModel):
     ) -> list[float]:
         texts = [self.render(problem, s) for s in solutions]
         body = {**self.extra_body, "model": self.model, "input": texts}
-        answer = await self.endpoint.post(client, "/classify", body)
+        answer = await self.endpoint.post(client, "/classify", body, affinity=affinity_of(problem))
         scores = []
         for index, item in enumerate(ordered_data(answer, len(texts), verifier=self.name)):
             probs = item.get("probs")

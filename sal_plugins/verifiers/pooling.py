@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -20,7 +21,14 @@ from sal_plugins.verifiers._scores import (
 )
 from sal_plugins.verifiers.base import Granularity, Judgement, Trajectory, check_scores
 
-__all__ = ["QWEN_PRM_STEP_TAG", "QWEN_PRM_STEP_TAG_ID", "QWEN_PRM_SYSTEM_PROMPT", "PoolingPRM"]
+__all__ = [
+    "DEFAULT_POOLING_TASK",
+    "QWEN_PRM_STEP_TAG",
+    "QWEN_PRM_STEP_TAG_ID",
+    "QWEN_PRM_SYSTEM_PROMPT",
+    "PoolingPRM",
+    "RowPlacement",
+]
 
 QWEN_PRM_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 """The system prompt Qwen2.5-Math-PRM was trained with."""
@@ -31,8 +39,16 @@ QWEN_PRM_STEP_TAG = "<extra_0>"
 QWEN_PRM_STEP_TAG_ID = 151651
 """Token id of ``<extra_0>`` in the Qwen2.5 vocabulary."""
 
+DEFAULT_POOLING_TASK = "token_classify"
+"""The pooling task a PRM wants from vLLM: class probabilities per token (or per step tag)."""
+
 ChatTemplate = Callable[[Sequence[ChatMessage]], str]
 """Renders ``[system?, user, assistant]`` messages to the text the reward model reads."""
+
+RowPlacement = Literal["step_tags", "prefix_ends"]
+"""Where a step's score row is: at its step tag, or at the last token of its own prefix."""
+
+_NAMES_TASK = re.compile(r"\btask\b", re.IGNORECASE)
 
 
 class PoolingPRM:
@@ -50,21 +66,41 @@ class PoolingPRM:
     rows at the step-tag tokens are picked out using ``/tokenize``, which needs ``step_tag_id``.
     Any other row count is a :class:`~sal_plugins.errors.ScoreCountError`, never a shift.
 
+    The request states the pooling task it wants (``"task": "token_classify"``), as vLLM's
+    pooling docs ask since the ``encode`` task was split into ``token_embed`` and
+    ``token_classify``: without it a server picks its own default task, which for some models
+    is not the per-token classification a PRM needs. Servers from before the split either ignore
+    the field or reject it; a 400 or 422 whose message names ``task`` is retried once without it,
+    and this verifier leaves the field out from then on. The body vLLM answers with has the same
+    shape on both sides of the split (a list of rows per input); what the rows are depends on the
+    pooler: one per step tag with step pooling, one per token without it (both handled above).
+    A sequence-pooled answer (one flat vector per input, as the ``classify`` and ``embed`` tasks
+    give) is a :class:`~sal_plugins.errors.VerifierError` that says to ask for ``token_classify``.
+
     Args:
         model: the served model name (``vllm serve``'s model or ``--served-model-name``).
-        base_url: the server root, e.g. ``http://localhost:8001`` (not ``.../v1``).
+        base_url: the server root, e.g. ``http://localhost:8001`` (not ``.../v1``), or a list
+            of them (replicas of the same model: each request goes to the least busy, and a
+            failing replica rests while its requests go to another).
         api_key: sent as a Bearer token (vLLM's ``--api-key``).
         step_tag: text placed after every step (and removed from inside steps).
         step_tag_id: token id of ``step_tag``, used only when the server returns all-token rows.
         system_prompt: system turn (``None`` for none).
         template: renders the messages to text (ChatML with closed turns by default).
         positive_index: which entry of a row is the "step is correct" class.
-        rows_are: ``"probabilities"`` (vLLM's default for PRMs), ``"logits"`` (softmaxed here), or
-            ``"auto"``: probabilities when a row lies in [0, 1] and sums to 1, else logits.
+        rows_are: ``"probabilities"`` (vLLM's default for PRMs), ``"logits"`` (softmaxed here; a
+            one-value row goes through a sigmoid), or ``"auto"``: probabilities when a row lies in
+            [0, 1] and sums to 1, else logits.
+        rows_at: ``"step_tags"``: one request input per trajectory, rows at its step tags (as
+            above); ``"prefix_ends"``: one input per step prefix, the step's score read from the
+            last row of its prefix (for value-head PRMs scored at the last token, where the step
+            tag need not be its own token; costs more tokens, which vLLM's prefix cache absorbs).
         max_batch_size: most inputs per request (``None``: the whole round in one request).
         batch_input: send a list of inputs per request (``True``), one string per request
             (``False``, all concurrent), or ``None``: lists, falling back to one string per request
             for good if the server rejects a list with 400 or 422.
+        task: the pooling task sent as ``"task"`` (``None`` sends none and lets the server use
+            its default).
         extra_body: more fields for the request body (e.g. ``{"truncate_prompt_tokens": 4096}``).
         timeout: seconds per request.
         transport: an ``httpx`` transport to use instead of the network.
@@ -82,7 +118,7 @@ class PoolingPRM:
         self,
         *,
         model: str,
-        base_url: str,
+        base_url: str | Sequence[str],
         api_key: str | None = None,
         step_tag: str = QWEN_PRM_STEP_TAG,
         step_tag_id: int | None = QWEN_PRM_STEP_TAG_ID,
@@ -90,8 +126,10 @@ class PoolingPRM:
         template: ChatTemplate = chatml_closed,
         positive_index: int = 1,
         rows_are: RowKind = "auto",
+        rows_at: RowPlacement = "step_tags",
         max_batch_size: int | None = None,
         batch_input: bool | None = None,
+        task: str | None = DEFAULT_POOLING_TASK,
         extra_body: Mapping[str, Any] | None = None,
         timeout: float = 120.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -103,6 +141,13 @@ class PoolingPRM:
             raise ConfigError(f"{name}: max_batch_size must be at least 1, got {max_batch_size}")
         if rows_are not in ("auto", "probabilities", "logits"):
             raise ConfigError(f"{name}: rows_are must be 'auto', 'probabilities' or 'logits'")
+        if rows_at not in ("step_tags", "prefix_ends"):
+            raise ConfigError(f"{name}: rows_at must be 'step_tags' or 'prefix_ends'")
+        if task is not None and (not isinstance(task, str) or not task.strip()):
+            raise ConfigError(
+                f"{name}: task must be a pooling task name such as {DEFAULT_POOLING_TASK!r}, "
+                "or None to send none"
+            )
         self.model = model
         self.step_tag = step_tag
         self.step_tag_id = step_tag_id
@@ -110,9 +155,12 @@ class PoolingPRM:
         self.template = template
         self.positive_index = positive_index
         self.rows_are: RowKind = rows_are
+        self.rows_at: RowPlacement = rows_at
         self.max_batch_size = max_batch_size
         self.batch_input = batch_input
         self._send_lists = batch_input is not False
+        self.task = task
+        self._send_task = task is not None
         self.extra_body = dict(extra_body or {})
         self.name = name
         self.endpoint = HTTPEndpoint(
@@ -126,21 +174,19 @@ class PoolingPRM:
     def render(self, problem: str, steps: Sequence[str]) -> str:
         """The text sent for one trajectory: every step followed by the step tag."""
         tag = self.step_tag
-        answer = "".join(step.replace(tag, "") + tag for step in steps)
+        core = tag.strip()  # a whitespace tag (a newline) is left alone inside steps
+        answer = "".join((step.replace(core, "") if core else step) + tag for step in steps)
         return self.template(solution_messages(problem, answer, self.system_prompt))
 
     async def score(self, problem: str, trajectories: Sequence[Trajectory]) -> list[Judgement]:
         """Score every step of every trajectory in as few requests as ``max_batch_size`` allows."""
         if not trajectories:
             return []
+        if self.rows_at == "prefix_ends":
+            return await self._score_prefix_ends(problem, trajectories)
         texts = [self.render(problem, t.steps) for t in trajectories]
-        size = self.max_batch_size or len(texts)
-        chunks = [list(range(i, min(i + size, len(texts)))) for i in range(0, len(texts), size)]
         async with self.endpoint.client() as client:
-            answers = await gather_all(
-                *(self._pool(client, [texts[i] for i in chunk]) for chunk in chunks)
-            )
-            rows_per_input = [rows for answer in answers for rows in answer]
+            rows_per_input = await self._pool_all(client, texts)
             pairs = enumerate(zip(trajectories, rows_per_input, strict=True))
             scores = await gather_all(
                 *(
@@ -151,32 +197,87 @@ class PoolingPRM:
         judgements = [Judgement(row) for row in scores]
         return check_scores(self, trajectories, judgements)
 
-    async def _pool(self, client: httpx.AsyncClient, texts: list[str]) -> list[list[Any]]:
+    async def _score_prefix_ends(
+        self, problem: str, trajectories: Sequence[Trajectory]
+    ) -> list[Judgement]:
+        """One input per step prefix; a step's score is read from the last row of its prefix."""
+        texts: list[str] = []
+        spans: list[tuple[int, int]] = []
+        for trajectory in trajectories:
+            start = len(texts)
+            steps = trajectory.steps
+            texts.extend(self.render(problem, steps[:end]) for end in range(1, len(steps) + 1))
+            spans.append((start, len(texts)))
+        rows_per_input: list[list[Any]] = []
+        if texts:
+            async with self.endpoint.client() as client:
+                rows_per_input = await self._pool_all(client, texts, flat_ok=True)
+        for index, rows in enumerate(rows_per_input):
+            if not rows:
+                raise VerifierError(f"result {index} has no score rows", verifier=self.name)
+        last = [
+            positive_probability(rows[-1], self.positive_index, self.rows_are, verifier=self.name)
+            for rows in rows_per_input
+        ]
+        judgements = [Judgement(tuple(last[start:end])) for start, end in spans]
+        return check_scores(self, trajectories, judgements)
+
+    async def _pool_all(
+        self, client: httpx.AsyncClient, texts: list[str], *, flat_ok: bool = False
+    ) -> list[list[Any]]:
+        """Rows for every text, in ``max_batch_size`` chunks sent concurrently."""
+        size = self.max_batch_size or len(texts)
+        chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
+        answers = await gather_all(*(self._pool(client, chunk, flat_ok) for chunk in chunks))
+        return [rows for answer in answers for rows in answer]
+
+    async def _pool(
+        self, client: httpx.AsyncClient, texts: list[str], flat_ok: bool
+    ) -> list[list[Any]]:
         if self._send_lists:
-            body = {**self.extra_body, "model": self.model, "input": texts}
             try:
-                answer = await self.endpoint.post(client, "/pooling", body)
+                answer = await self._post_pooling(client, texts)
             except HTTPStatusError as error:
                 if self.batch_input is not None or error.status_code not in (400, 422):
                     raise
                 self._send_lists = False  # the server takes one string per request
             else:
-                return self._rows(answer, len(texts))
-        singles = await gather_all(
-            *(
-                self.endpoint.post(
-                    client, "/pooling", {**self.extra_body, "model": self.model, "input": text}
-                )
-                for text in texts
-            )
-        )
-        return [rows for answer in singles for rows in self._rows(answer, 1)]
+                return self._rows(answer, len(texts), flat_ok)
+        singles = await gather_all(*(self._post_pooling(client, text) for text in texts))
+        return [rows for answer in singles for rows in self._rows(answer, 1, flat_ok)]
 
-    def _rows(self, answer: object, count: int) -> list[list[Any]]:
+    def _body(self, pooling_input: str | list[str]) -> dict[str, Any]:
+        body = {**self.extra_body, "model": self.model, "input": pooling_input}
+        if self._send_task:
+            body["task"] = self.task
+        return body
+
+    async def _post_pooling(self, client: httpx.AsyncClient, pooling_input: str | list[str]) -> Any:
+        """POST to ``/pooling``; a server that rejects the ``task`` field is asked again without."""
+        try:
+            return await self.endpoint.post(client, "/pooling", self._body(pooling_input))
+        except HTTPStatusError as error:
+            if not self._send_task or not _rejects_task(error):
+                raise
+        self._send_task = False  # a server from before the task split: remembered
+        return await self.endpoint.post(client, "/pooling", self._body(pooling_input))
+
+    def _rows(self, answer: object, count: int, flat_ok: bool = False) -> list[list[Any]]:
         items = ordered_data(answer, count, verifier=self.name)
         rows: list[list[Any]] = []
         for index, item in enumerate(items):
             data = item.get("data")
+            flat = isinstance(data, list) and data and not any(isinstance(r, list) for r in data)
+            if flat and flat_ok:
+                rows.append([data])  # a sequence-pooled answer is the last token's row
+                continue
+            if flat:
+                raise VerifierError(
+                    f"result {index} is one vector for the whole input (got {str(data)[:120]}), "
+                    "not rows per step: the server pooled the sequence; serve the PRM with "
+                    f"--runner pooling and ask for task={DEFAULT_POOLING_TASK!r}",
+                    verifier=self.name,
+                )
             if not isinstance(data, list) or not all(isinstance(r, list) for r in data):
                 raise VerifierError(
                     f"result {index} is not a list of score rows (got {str(data)[:120]}); "
@@ -222,3 +323,11 @@ class PoolingPRM:
                 f"{mismatch}; {len(picked)} of its tokens are the step tag", verifier=self.name
             )
         return picked
+
+
+def _rejects_task(error: HTTPStatusError) -> bool:
+    """Whether a 400/422 answer is about the ``task`` field (a server that predates it)."""
+    if error.status_code not in (400, 422):
+        return False
+    _, _, body = str(error).partition("/pooling")  # skip the URL: only the server's message
+    return bool(_NAMES_TASK.search(body))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import httpx
 
 from sal_plugins.errors import ConfigError, ScoreCountError, VerifierError
+from sal_plugins.replicas import affinity_of
 from sal_plugins.verifiers._scores import chatml_closed, solution_messages
 from sal_plugins.verifiers._sequence import SequenceRewardModel
 from sal_plugins.verifiers.pooling import ChatTemplate
@@ -30,7 +32,9 @@ class TEIReward(SequenceRewardModel):
     with ``raw_scores=True`` they are raw logits, unbounded.
 
     Args:
-        base_url: the TEI server root, e.g. ``http://localhost:8080``.
+        base_url: the TEI server root, e.g. ``http://localhost:8080``, or a list of them
+            (replicas of the same model; requests go to the least busy, one problem's to one
+            replica, and a failing replica rests while its requests go to another).
         model: the served model's name, for your records (a TEI server serves one model, and
             ``/predict`` takes no model field).
         api_key: sent as a Bearer token (TEI's ``--api-key``).
@@ -55,7 +59,7 @@ class TEIReward(SequenceRewardModel):
     def __init__(
         self,
         *,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str | None = None,
         api_key: str | None = None,
         label: str | None = None,
@@ -109,7 +113,7 @@ class TEIReward(SequenceRewardModel):
             "truncate": self.truncate,
             "truncation_direction": self.truncation_direction,
         }
-        answer = await self.endpoint.post(client, "/predict", body)
+        answer = await self.endpoint.post(client, "/predict", body, affinity=affinity_of(problem))
         if (
             isinstance(answer, list)
             and len(solutions) == 1

@@ -19,9 +19,12 @@ from pydantic import create_model as _create_model
 from sal_plugins.errors import ConfigError
 from sal_plugins.results import SearchResult
 from sal_plugins.strategies import (
+    ABMCTS,
     DVTS,
+    Adaptive,
     BeamSearch,
     BestOfN,
+    ParticleFilter,
     SearchStrategy,
     SelfRevision,
     strategy_settings,
@@ -31,9 +34,12 @@ from sal_plugins.sync import run_sync
 from langchain_sal._search import Output, build_strategy, parse_input, run_search, shape_output
 
 __all__ = [
+    "ABMCTSRunnable",
+    "AdaptiveRunnable",
     "BeamSearchRunnable",
     "BestOfNRunnable",
     "DVTSRunnable",
+    "ParticleFilterRunnable",
     "ProblemInput",
     "SearchRunnable",
     "SelfRevisionRunnable",
@@ -180,14 +186,20 @@ def strategy_runnable_fields(strategy: type[SearchStrategy]) -> type[SearchRunna
 
 
 if TYPE_CHECKING:
+    _ABMCTSFields = SearchRunnable
+    _AdaptiveFields = SearchRunnable
     _BeamSearchFields = SearchRunnable
     _BestOfNFields = SearchRunnable
     _DVTSFields = SearchRunnable
+    _ParticleFilterFields = SearchRunnable
     _SelfRevisionFields = SearchRunnable
 else:
+    _ABMCTSFields = strategy_runnable_fields(ABMCTS)
+    _AdaptiveFields = strategy_runnable_fields(Adaptive)
     _BeamSearchFields = strategy_runnable_fields(BeamSearch)
     _BestOfNFields = strategy_runnable_fields(BestOfN)
     _DVTSFields = strategy_runnable_fields(DVTS)
+    _ParticleFilterFields = strategy_runnable_fields(ParticleFilter)
     _SelfRevisionFields = strategy_runnable_fields(SelfRevision)
 
 
@@ -308,6 +320,38 @@ class DVTSRunnable(_DVTSFields):
     """
 
 
+class ParticleFilterRunnable(_ParticleFilterFields):
+    """Particle filtering and particle Gibbs (:class:`sal_plugins.ParticleFilter`) as a runnable.
+
+    Takes the keyword arguments of ``sal.ParticleFilter`` (``n``, ``max_steps``, ``iterations``,
+    ``weight_temperature``, ``resampling``, ``selection``, ...). Inputs, outputs, tracing and
+    events are as for :class:`BeamSearchRunnable`.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install langchain-sal langchain-openai
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_sal import ParticleFilterRunnable
+
+            search = ParticleFilterRunnable(solver=chat_model, verifier=prm, n=16, seed=0)
+
+    Invoke:
+        .. code-block:: python
+
+            result = search.invoke("What is 23 + 48?")
+            print(result.answer, result.usage)
+
+    Async:
+        .. code-block:: python
+
+            result = await search.ainvoke("What is 23 + 48?")
+    """
+
+
 class SelfRevisionRunnable(_SelfRevisionFields):
     """Self-revision (:class:`sal_plugins.SelfRevision`) as a LangChain runnable.
 
@@ -338,4 +382,69 @@ class SelfRevisionRunnable(_SelfRevisionFields):
         .. code-block:: python
 
             message = await revise.ainvoke("What is 23 + 48?")
+    """
+
+
+class ABMCTSRunnable(_ABMCTSFields):
+    """Adaptive branching MCTS over treequest (:class:`sal_plugins.ABMCTS`) as a runnable.
+
+    Takes the keyword arguments of ``sal.ABMCTS`` (``n``, ``batch_size``, ``max_steps``,
+    ``selection``, ...). Inputs, outputs, tracing and events are as for
+    :class:`BeamSearchRunnable`.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install langchain-sal langchain-openai 'sal-plugins[mcts]'
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_sal import ABMCTSRunnable
+
+            search = ABMCTSRunnable(solver=chat_model, verifier=prm, n=32, seed=0)
+
+    Invoke:
+        .. code-block:: python
+
+            result = search.invoke("What is 23 + 48?")
+            print(result.answer, result.usage)
+
+    Async:
+        .. code-block:: python
+
+            result = await search.ainvoke("What is 23 + 48?")
+    """
+
+
+class AdaptiveRunnable(_AdaptiveFields):
+    """Compute-optimal search (:class:`sal_plugins.Adaptive`) as a LangChain runnable.
+
+    Takes the keyword arguments of ``sal.Adaptive`` (``policy``, ``probe``, ``n``,
+    ``max_steps``, ...): a probe decides per problem whether to stop, continue best-of-N or
+    switch to a tree search. Inputs, outputs, tracing and events are as for
+    :class:`BeamSearchRunnable`.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install langchain-sal langchain-openai
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_sal import AdaptiveRunnable
+
+            search = AdaptiveRunnable(solver=chat_model, verifier=prm, policy="policy.json")
+
+    Invoke:
+        .. code-block:: python
+
+            result = search.invoke("What is 23 + 48?")
+            print(result.answer, result.usage)
+
+    Async:
+        .. code-block:: python
+
+            result = await search.ainvoke("What is 23 + 48?")
     """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -96,6 +97,26 @@ def _without_sdk_retries(model: BaseChatModel) -> BaseChatModel:
     return model.model_copy(update=update)
 
 
+def with_own_async_client(model: BaseChatModel) -> BaseChatModel:
+    """A copy of ``model`` with an HTTP client of its own, for use on the running event loop.
+
+    ``langchain-openai`` models share one cached async HTTP client per base URL across event
+    loops: once a loop that used it has closed (each ``asyncio.run``, each sync ``search.run``),
+    the next call on a new loop can fail on a connection from the old one. A model the user gave
+    no ``http_async_client`` gets a client of its own per loop; any other model is returned as it
+    is.
+    """
+    root = getattr(model, "root_async_client", None)
+    if root is None or not hasattr(root, "with_options"):
+        return model
+    if getattr(model, "http_async_client", None) is not None:
+        return model  # the user's own client: theirs to manage
+    import openai
+
+    own = root.with_options(http_client=openai.DefaultAsyncHttpxClient(timeout=root.timeout))
+    return model.model_copy(update={"root_async_client": own, "async_client": own.chat.completions})
+
+
 def without_streaming(model: BaseChatModel) -> BaseChatModel:
     """A copy of ``model`` that answers whole even when a streaming handler listens.
 
@@ -118,12 +139,13 @@ class LangChainSolver:
     that returns ``n`` choices), otherwise from ``n`` concurrent calls; this is learned from the
     first response, so an OpenAI-compatible server that returns one choice whatever ``n`` says
     (llama.cpp) is topped up by fan-out. Stop strings go in the call's ``stop``; sampling
-    parameters (``temperature``, ``max_tokens``, ``seed``, ``logprobs``, ``top_logprobs``) are
-    passed where the model declares them. Token usage comes from ``usage_metadata``, log-probs and
-    finish reasons from ``response_metadata``. Calls are never streamed (whole candidates, full
-    token usage), even under LangGraph's ``stream_mode="messages"``. Errors become sal-plugins
-    errors (rate limits, 5xx and timeouts as ``TransientError``, which the search driver
-    retries), and the model's own SDK retries are switched off.
+    parameters (``temperature``, ``top_p``, ``max_tokens``, ``seed``, ``logprobs``,
+    ``top_logprobs``) are passed where the model declares them. Token usage comes from
+    ``usage_metadata``, log-probs and finish reasons from ``response_metadata``. Calls are never
+    streamed (whole candidates, full token usage), even under LangGraph's
+    ``stream_mode="messages"``. Errors become sal-plugins errors (rate limits, 5xx and timeouts
+    as ``TransientError``, which the search driver retries), and the model's own SDK retries are
+    switched off.
 
     Setup:
         .. code-block:: bash
@@ -183,6 +205,9 @@ class LangChainSolver:
     blocking: bool = False
     continue_final_message: bool = False
     pricing: Pricing | None = None
+    _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseChatModel] = field(
+        default_factory=weakref.WeakKeyDictionary, init=False, repr=False, compare=False
+    )
     capabilities: SolverCapabilities = field(default_factory=SolverCapabilities, repr=False)
     """Declared from the model and settings; what ``n`` does is learned (bound copies share it)."""
 
@@ -269,6 +294,8 @@ class LangChainSolver:
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
         }
+        if request.top_p is not None:
+            wanted["top_p"] = request.top_p
         if seed is not None:
             wanted["seed"] = seed
         if request.logprobs:
@@ -297,6 +324,14 @@ class LangChainSolver:
 
         return await fan_out(one_request, request, self.capabilities)
 
+    def _model_on_this_loop(self) -> BaseChatModel:
+        """The chat model with an async HTTP client bound to the running loop."""
+        loop = asyncio.get_running_loop()
+        model = self._per_loop.get(loop)
+        if model is None:
+            model = self._per_loop[loop] = with_own_async_client(self.chat_model)
+        return model
+
     async def _call(
         self, messages: list[BaseMessage], request: GenerationRequest, n: int, seed: int | None
     ) -> tuple[list[Generation], tuple[int, int]]:
@@ -315,7 +350,7 @@ class LangChainSolver:
             if blocking:
                 result = await asyncio.to_thread(self.chat_model.generate, [messages], **arguments)
             else:
-                result = await self.chat_model.agenerate([messages], **arguments)
+                result = await self._model_on_this_loop().agenerate([messages], **arguments)
         except Exception as error:
             raise translate_error(error, self.model_name) from error
         chat_generations = [g for g in result.generations[0] if isinstance(g, ChatGeneration)]

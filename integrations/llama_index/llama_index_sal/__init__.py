@@ -1,11 +1,13 @@
 """llama-index-sal: test-time compute search for LlamaIndex.
 
-Search strategies from sal-plugins (best-of-N, beam search, DVTS, self-revision) as LlamaIndex
-building blocks:
+Search strategies from sal-plugins (best-of-N, beam search, DVTS, particle filtering, AB-MCTS,
+adaptive, self-revision) as LlamaIndex building blocks:
 
 * :class:`BeamSearchWorkflow`, :class:`BestOfNWorkflow`, :class:`DVTSWorkflow`,
-  :class:`SelfRevisionWorkflow`: ``await workflow.run(problem=...)`` returns the ``SearchResult``;
-  progress is on the event stream as :class:`SearchProgressEvent`;
+  :class:`ParticleFilterWorkflow`, :class:`ABMCTSWorkflow`, :class:`AdaptiveWorkflow`,
+  :class:`SelfRevisionWorkflow`:
+  ``await workflow.run(problem=...)`` returns the ``SearchResult``; progress is on the event
+  stream as :class:`SearchProgressEvent`;
 * :class:`SearchQueryEngine`: a query engine for routers and ``QueryEngineTool``;
 * :func:`search_tool`: a ``FunctionTool`` for ``FunctionAgent``, ``ReActAgent``, ``AgentWorkflow``;
 * :class:`SearchLLM`: an ``LLM`` whose every call runs a search;
@@ -28,9 +30,12 @@ from llama_index_sal.query_engine import SearchQueryEngine, search_response
 from llama_index_sal.solver import LlamaIndexSolver
 from llama_index_sal.tool import search_tool
 from llama_index_sal.workflows import (
+    ABMCTSWorkflow,
+    AdaptiveWorkflow,
     BeamSearchWorkflow,
     BestOfNWorkflow,
     DVTSWorkflow,
+    ParticleFilterWorkflow,
     SearchWorkflow,
     SelfRevisionWorkflow,
 )
@@ -38,10 +43,13 @@ from llama_index_sal.workflows import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ABMCTSWorkflow",
+    "AdaptiveWorkflow",
     "BeamSearchWorkflow",
     "BestOfNWorkflow",
     "DVTSWorkflow",
     "LlamaIndexSolver",
+    "ParticleFilterWorkflow",
     "QueryPipelineUnavailableError",
     "SearchLLM",
     "SearchProgressEvent",

@@ -43,6 +43,7 @@ Continuation = ContinuationMode | Literal["auto"]
 
 DEFAULT_KWARG_NAMES: Mapping[str, str] = {
     "temperature": "temperature",
+    "top_p": "top_p",
     "max_tokens": "max_tokens",
     "stop": "stop",
     "seed": "seed",
@@ -83,8 +84,8 @@ class LlamaIndexSolver:
     Strategies and the other ``llama_index_sal`` entry points wrap a bare LLM in this class for
     you; build it yourself to change the settings below.
 
-    Per-call settings (temperature, max tokens, stop strings, seed, logprobs) go to the LLM as
-    keyword arguments under the OpenAI names (:data:`DEFAULT_KWARG_NAMES`); rename or drop them
+    Per-call settings (temperature, top-p, max tokens, stop strings, seed, logprobs) go to the LLM
+    as keyword arguments under the OpenAI names (:data:`DEFAULT_KWARG_NAMES`); rename or drop them
     with ``kwarg_names`` for LLM classes that spell them differently
     (``kwarg_names={"stop": "stop_sequences", "seed": None}``). A ``max_tokens`` set on the LLM
     object itself takes precedence in LlamaIndex's OpenAI classes. Stop strings are also applied to
@@ -237,6 +238,7 @@ class LlamaIndexSolver:
     def _call_kwargs(self, request: GenerationRequest, seed: int | None) -> dict[str, Any]:
         settings: dict[str, Any] = {
             "temperature": request.temperature,
+            "top_p": request.top_p,
             "max_tokens": request.max_tokens,
             "stop": list(request.stop) or None,
             "seed": seed,

@@ -13,9 +13,12 @@ from llama_index_sal._strategy import build_strategy
 from llama_index_sal.events import SearchProgressEvent, SearchStartEvent
 
 __all__ = [
+    "ABMCTSWorkflow",
+    "AdaptiveWorkflow",
     "BeamSearchWorkflow",
     "BestOfNWorkflow",
     "DVTSWorkflow",
+    "ParticleFilterWorkflow",
     "SearchWorkflow",
     "SelfRevisionWorkflow",
 ]
@@ -141,6 +144,39 @@ class DVTSWorkflow(SearchWorkflow):
     """
 
     strategy_name: ClassVar[str] = "dvts"
+
+
+class ParticleFilterWorkflow(SearchWorkflow):
+    """Particle filtering or particle Gibbs as a workflow: the arguments of ``sal.ParticleFilter``.
+
+    Example:
+        >>> workflow = ParticleFilterWorkflow(solver=llm, verifier=prm, n=16, iterations=1)
+        >>> result = await workflow.run(problem="What is 23 + 48?")
+    """
+
+    strategy_name: ClassVar[str] = "particle_filter"
+
+
+class ABMCTSWorkflow(SearchWorkflow):
+    """AB-MCTS over treequest as a workflow: the arguments of ``sal.ABMCTS`` (extra ``mcts``).
+
+    Example:
+        >>> workflow = ABMCTSWorkflow(solver=llm, verifier=prm, n=32, batch_size=4)
+        >>> result = await workflow.run(problem="What is 23 + 48?")
+    """
+
+    strategy_name: ClassVar[str] = "ab_mcts"
+
+
+class AdaptiveWorkflow(SearchWorkflow):
+    """Compute-optimal search as a workflow: the arguments of ``sal.Adaptive``.
+
+    Example:
+        >>> workflow = AdaptiveWorkflow(solver=llm, verifier=prm, policy="policy.json")
+        >>> result = await workflow.run(problem="What is 23 + 48?")
+    """
+
+    strategy_name: ClassVar[str] = "adaptive"
 
 
 class SelfRevisionWorkflow(SearchWorkflow):

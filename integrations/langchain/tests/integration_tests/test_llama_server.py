@@ -190,3 +190,20 @@ def test_structured_output_from_a_search_over_real_http(chat_model: ChatOpenAI) 
     out = structured.invoke(PROBLEM)
     assert isinstance(out["parsed"], Answer), out["parsing_error"]
     assert out["search"].response_metadata["sal"]["candidates"] >= 1
+
+
+def test_searches_on_new_event_loops_reuse_no_connection_of_a_closed_one(
+    chat_model: ChatOpenAI,
+) -> None:
+    """Each sync ``run`` and each ``asyncio.run`` is a new loop; with no retries, none may fail.
+
+    langchain-openai caches one async HTTP client per base URL for every loop; a connection it
+    kept from a closed loop made the next call on a new loop fail.
+    """
+    import asyncio
+
+    solver = LangChainSolver(chat_model)
+    search = sal.BestOfN(solver=solver, n=1, max_tokens=8, max_retries=0, seed=0)
+    for _ in range(3):
+        assert not search.run(PROBLEM).failures
+        assert not asyncio.run(search.arun(PROBLEM)).failures

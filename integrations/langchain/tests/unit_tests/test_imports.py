@@ -5,10 +5,13 @@ import langchain_sal
 EXPECTED_ALL = [
     "CANDIDATE_TAGS",
     "EVENT_PREFIX",
+    "ABMCTSRunnable",
+    "AdaptiveRunnable",
     "BeamSearchRunnable",
     "BestOfNRunnable",
     "DVTSRunnable",
     "LangChainSolver",
+    "ParticleFilterRunnable",
     "ProblemInput",
     "SearchChatModel",
     "SearchRunnable",

@@ -3,10 +3,13 @@
 import llama_index_sal
 
 EXPECTED = [
+    "ABMCTSWorkflow",
+    "AdaptiveWorkflow",
     "BeamSearchWorkflow",
     "BestOfNWorkflow",
     "DVTSWorkflow",
     "LlamaIndexSolver",
+    "ParticleFilterWorkflow",
     "QueryPipelineUnavailableError",
     "SearchLLM",
     "SearchProgressEvent",

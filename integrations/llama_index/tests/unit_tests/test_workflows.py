@@ -12,14 +12,17 @@ from llama_index.core.workflow import StopEvent, WorkflowTimeoutError
 from sal_plugins.errors import ConfigError, SearchError
 from sal_plugins.solvers import ScriptedSolver
 from sal_plugins.solvers.scripted import fail_calls
-from sal_plugins.strategies import BeamSearch, BestOfN, SearchStrategy
+from sal_plugins.strategies import STRATEGIES, BeamSearch, BestOfN, SearchStrategy
 from sal_plugins.verifiers.judge import JudgeVerifier
 
 from llama_index_sal import (
+    ABMCTSWorkflow,
+    AdaptiveWorkflow,
     BeamSearchWorkflow,
     BestOfNWorkflow,
     DVTSWorkflow,
     LlamaIndexSolver,
+    ParticleFilterWorkflow,
     SearchProgressEvent,
     SearchStartEvent,
     SearchWorkflow,
@@ -30,8 +33,15 @@ WORKFLOWS: list[tuple[type[SearchWorkflow], dict[str, Any]]] = [
     (BestOfNWorkflow, {"n": 2}),
     (BeamSearchWorkflow, {"n": 2, "beam_width": 1, "max_steps": 4}),
     (DVTSWorkflow, {"n": 2, "beam_width": 1, "max_steps": 4}),
+    (ParticleFilterWorkflow, {"n": 2, "max_steps": 4}),
+    (ABMCTSWorkflow, {"n": 4, "batch_size": 2, "max_steps": 4}),
+    (AdaptiveWorkflow, {"n": 4, "max_steps": 4}),
     (SelfRevisionWorkflow, {"n": 1, "max_revisions": 1, "threshold": 0.5}),
 ]
+
+
+def test_every_registered_strategy_has_a_workflow() -> None:
+    assert {workflow.strategy_name for workflow, _ in WORKFLOWS} == set(STRATEGIES)
 
 
 def scripted(workflow: type[SearchWorkflow], **kwargs: Any) -> SearchWorkflow:
