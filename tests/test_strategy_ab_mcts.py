@@ -467,3 +467,17 @@ def test_build_strategy_by_name() -> None:
         build_strategy(
             "ab_mcts", solver=ScriptedSolver(SOLUTIONS), verifier=verifier(), beam_width=2
         )
+
+
+def test_runs_when_python_ulid_shadows_ulid_py(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``llm`` (the embedded model's wheel) brings python-ulid, whose ``ulid`` has no ``new()``."""
+    import types
+    import uuid
+
+    import treequest.trial
+
+    python_ulid = types.SimpleNamespace(ULID=lambda: uuid.uuid4().hex)  # no ``new``
+    monkeypatch.setattr(treequest.trial, "ulid", python_ulid)
+    result = ab_mcts(n=4, batch_size=2).run(PROBLEM)
+    assert result.answer == "10"
+    assert hasattr(treequest.trial.ulid, "new")

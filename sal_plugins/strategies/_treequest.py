@@ -39,9 +39,37 @@ def require_treequest() -> ModuleType:
     """
     try:
         import treequest
+        import treequest.trial
     except ImportError as error:
         raise MissingDependencyError("ABMCTS (AB-MCTS over treequest)", "mcts") from error
+    _name_trials_with_any_ulid(treequest.trial)
     return treequest
+
+
+class _UlidNew:
+    """``ulid.new()`` over python-ulid's ``ULID()``: all treequest asks of its ``ulid``."""
+
+    def __init__(self, ulid_class: Any) -> None:
+        self._ulid_class = ulid_class
+
+    def new(self) -> Any:
+        return self._ulid_class()
+
+
+def _name_trials_with_any_ulid(trial_module: ModuleType) -> None:
+    """Let treequest name its trials whichever ``ulid`` package is installed.
+
+    treequest calls ulid-py's ``ulid.new()``; python-ulid (which ``llm``, and so the embedded
+    model's wheel, depends on) installs a module of the same name without it, and the one
+    installed last wins. treequest only needs a fresh unique id per trial, which python-ulid's
+    ``ULID()`` is; only treequest's own reference to the module is replaced.
+    """
+    current = getattr(trial_module, "ulid", None)
+    if current is None or hasattr(current, "new"):
+        return
+    ulid_class = getattr(current, "ULID", None)
+    if ulid_class is not None:
+        setattr(trial_module, "ulid", _UlidNew(ulid_class))  # noqa: B010
 
 
 @dataclass(frozen=True)
