@@ -131,6 +131,35 @@ def _assert_one_streamed_answer(streamed: list[BaseMessage]) -> None:
     assert streamed[-1].response_metadata["sal"]["answer"] == "4"
 
 
+def test_langgraph_messages_stream_traces_candidates_under_the_search_run() -> None:
+    """Streamed with stream_mode="messages", the trace still nests every candidate call."""
+    model = majority(RecordingChatModel(responses=SOLUTIONS))
+
+    def think(state: MessagesState) -> dict[str, list[BaseMessage]]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("think", think)
+    graph.add_edge(START, "think")
+    graph.add_edge("think", END)
+    collector = RunCollectorCallbackHandler()
+    streamed = list(
+        graph.compile().stream(
+            {"messages": [("human", PROBLEM)]},
+            stream_mode="messages",
+            config={"callbacks": [collector]},
+        )
+    )
+    assert streamed
+    runs = [run for root in collector.traced_runs for run in walk(root)]
+    (search,) = [run for run in runs if run.name == "SearchChatModel"]
+    assert any(run.name == "think" and search.parent_run_id == run.id for run in runs)
+    candidates = [run for run in walk(search) if run is not search]
+    assert len(candidates) == 3
+    assert {run.parent_run_id for run in candidates} == {search.id}
+    assert all("sal_candidate" in run.tags for run in candidates)
+
+
 def test_without_the_nostream_tag_candidates_would_leak() -> None:
     # The control for the test above: the same graph, candidates not tagged. (They arrive whole:
     # the solver never streams, so LangGraph emits each when its call ends.)
