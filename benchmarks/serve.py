@@ -3,7 +3,9 @@
 A latency-injected fake upstream (benchmarks/fake_server.py: 0.2 s per generation, 0.05 s per PRM
 call) serves both. The same C concurrent best-of-N searches (default settings, ``n=4``, one seed
 per request) run first in-process (``asyncio.gather`` over ``arun``), then through ``sal serve``
-(a child process, as deployed) with the ``openai`` async client. Printed: throughput, p50/p99
+(a child process, as deployed) with the ``openai`` async client (over aiohttp, the SDK's
+``openai[aiohttp]`` backend; ``--client httpx`` for its default, whose connection pool costs the
+client more CPU than the server at hundreds of requests in flight). Printed: throughput, p50/p99
 latency, errors, the proxy's p50 as a ratio to in-process, and the server's resident memory after
 each repeat (flat means no leak). Bounded: ``--requests`` per wave, ``--repeats`` waves.
 
@@ -115,6 +117,12 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--n", type=int, default=4)
+    parser.add_argument(
+        "--client",
+        choices=("aiohttp", "httpx"),
+        default="aiohttp",
+        help="the openai client's HTTP backend (aiohttp: openai[aiohttp]; httpx: the SDK default)",
+    )
     args = parser.parse_args()
     with fake_server(0.2, 0.05) as root, sal_serve(root) as (url, pid):
         solver = OpenAISolver(model="fake", base_url=f"{root}/v1", api_key="none")
@@ -124,7 +132,11 @@ async def main() -> None:
             api_key="none",
             max_retries=0,
             timeout=120,
-            http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=1000), timeout=120),
+            http_client=(
+                openai.DefaultAioHttpClient(timeout=120)
+                if args.client == "aiohttp"
+                else httpx.AsyncClient(limits=httpx.Limits(max_connections=1000), timeout=120)
+            ),
         )
         print(
             f"{args.requests} concurrent best-of-{args.n} searches per wave, {args.repeats} waves"

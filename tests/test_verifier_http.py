@@ -224,3 +224,24 @@ def test_search_survives_verifier_faults_over_real_loopback(
         result = sal.BestOfN(solver=solver, verifier=verifier, n=2, seed=0).run("What is 2 + 2?")
     assert not result.failures and result.usage.retries == 2
     assert result.best.score == 0.75
+
+
+async def test_requests_go_over_aiohttp_unless_an_httpx_transport_is_given() -> None:
+    """httpx's pool cost more CPU than the scoring at hundreds in flight; aiohttp's does not."""
+    from sal_plugins.verifiers._http import AiohttpClient, HTTPEndpoint
+
+    async with HTTPEndpoint("http://127.0.0.1:9", verifier="V").client() as client:
+        assert isinstance(client, AiohttpClient)
+    mock = httpx.MockTransport(lambda request: httpx.Response(200, json={}))
+    async with HTTPEndpoint("http://127.0.0.1:9", verifier="V", transport=mock).client() as client:
+        assert isinstance(client, httpx.AsyncClient)
+
+
+async def test_a_refused_connection_over_aiohttp_is_transient_and_names_the_verifier() -> None:
+    from sal_plugins.verifiers._http import HTTPEndpoint
+
+    endpoint = HTTPEndpoint("http://127.0.0.1:9", verifier="MyPRM", api_key="sk-secret-123456")
+    async with endpoint.client() as client:
+        with pytest.raises(TransientError, match="MyPRM: connection failed") as caught:
+            await endpoint.post(client, "/pooling", {"input": "x"})
+    assert "sk-secret" not in str(caught.value)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import httpx
 
 from sal_plugins.errors import ConfigError, ScoreCountError
-from sal_plugins.verifiers._http import HTTPEndpoint, server_root
+from sal_plugins.verifiers._http import HTTPClient, HTTPEndpoint, server_root
 from sal_plugins.verifiers.base import Granularity, Judgement, Trajectory, check_scores
 
 __all__ = ["SequenceRewardModel"]
@@ -53,7 +53,7 @@ class SequenceRewardModel:
         )
 
     async def _score_texts(
-        self, client: httpx.AsyncClient, problem: str, solutions: list[str]
+        self, client: HTTPClient, problem: str, solutions: list[str]
     ) -> list[float]:
         """One score per solution text, in order (one request for the whole list)."""
         raise NotImplementedError

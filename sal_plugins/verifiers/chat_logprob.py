@@ -13,7 +13,7 @@ from sal_plugins.errors import ConfigError, VerifierError
 from sal_plugins.openai_wire import logprobs_of
 from sal_plugins.replicas import affinity_of
 from sal_plugins.solvers.prompts import ChatMessage
-from sal_plugins.verifiers._http import HTTPEndpoint
+from sal_plugins.verifiers._http import HTTPClient, HTTPEndpoint
 from sal_plugins.verifiers._scores import gather_all, label_ratio
 from sal_plugins.verifiers.base import (
     Granularity,
@@ -173,9 +173,7 @@ class ChatLogprobPRM:
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
-    async def _request(
-        self, client: httpx.AsyncClient, problem: str, prefix: tuple[str, ...]
-    ) -> float:
+    async def _request(self, client: HTTPClient, problem: str, prefix: tuple[str, ...]) -> float:
         body = {
             **self.extra_body,
             "model": self.model,

@@ -9,6 +9,7 @@ import httpx
 
 from sal_plugins.errors import ConfigError, VerifierError
 from sal_plugins.replicas import affinity_of
+from sal_plugins.verifiers._http import HTTPClient
 from sal_plugins.verifiers._scores import chatml_closed, ordered_data, solution_messages
 from sal_plugins.verifiers._sequence import SequenceRewardModel
 from sal_plugins.verifiers.pooling import ChatTemplate
@@ -95,7 +96,7 @@ class ClassifyRM(SequenceRewardModel):
         return self.template(solution_messages(problem, solution, self.system_prompt))
 
     async def _score_texts(
-        self, client: httpx.AsyncClient, problem: str, solutions: list[str]
+        self, client: HTTPClient, problem: str, solutions: list[str]
     ) -> list[float]:
         texts = [self.render(problem, s) for s in solutions]
         body = {**self.extra_body, "model": self.model, "input": texts}

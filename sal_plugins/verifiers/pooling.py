@@ -10,7 +10,7 @@ import httpx
 
 from sal_plugins.errors import ConfigError, ScoreCountError, VerifierError
 from sal_plugins.solvers.prompts import ChatMessage
-from sal_plugins.verifiers._http import HTTPEndpoint, HTTPStatusError, server_root
+from sal_plugins.verifiers._http import HTTPClient, HTTPEndpoint, HTTPStatusError, server_root
 from sal_plugins.verifiers._scores import (
     RowKind,
     chatml_closed,
@@ -223,7 +223,7 @@ class PoolingPRM:
         return check_scores(self, trajectories, judgements)
 
     async def _pool_all(
-        self, client: httpx.AsyncClient, texts: list[str], *, flat_ok: bool = False
+        self, client: HTTPClient, texts: list[str], *, flat_ok: bool = False
     ) -> list[list[Any]]:
         """Rows for every text, in ``max_batch_size`` chunks sent concurrently."""
         size = self.max_batch_size or len(texts)
@@ -231,9 +231,7 @@ class PoolingPRM:
         answers = await gather_all(*(self._pool(client, chunk, flat_ok) for chunk in chunks))
         return [rows for answer in answers for rows in answer]
 
-    async def _pool(
-        self, client: httpx.AsyncClient, texts: list[str], flat_ok: bool
-    ) -> list[list[Any]]:
+    async def _pool(self, client: HTTPClient, texts: list[str], flat_ok: bool) -> list[list[Any]]:
         if self._send_lists:
             try:
                 answer = await self._post_pooling(client, texts)
@@ -252,7 +250,7 @@ class PoolingPRM:
             body["task"] = self.task
         return body
 
-    async def _post_pooling(self, client: httpx.AsyncClient, pooling_input: str | list[str]) -> Any:
+    async def _post_pooling(self, client: HTTPClient, pooling_input: str | list[str]) -> Any:
         """POST to ``/pooling``; a server that rejects the ``task`` field is asked again without."""
         try:
             return await self.endpoint.post(client, "/pooling", self._body(pooling_input))
@@ -288,7 +286,7 @@ class PoolingPRM:
         return rows
 
     async def _step_scores(
-        self, client: httpx.AsyncClient, index: int, text: str, rows: list[Any], steps: int
+        self, client: HTTPClient, index: int, text: str, rows: list[Any], steps: int
     ) -> tuple[float, ...]:
         if len(rows) != steps:
             rows = await self._tag_rows(client, index, text, rows, steps)
@@ -298,7 +296,7 @@ class PoolingPRM:
         )
 
     async def _tag_rows(
-        self, client: httpx.AsyncClient, index: int, text: str, rows: list[Any], steps: int
+        self, client: HTTPClient, index: int, text: str, rows: list[Any], steps: int
     ) -> list[Any]:
         """Pick the step-tag rows out of one-row-per-token output, or fail loudly."""
         mismatch = (

@@ -9,6 +9,7 @@ import httpx
 
 from sal_plugins.errors import ConfigError, ScoreCountError, VerifierError
 from sal_plugins.replicas import affinity_of
+from sal_plugins.verifiers._http import HTTPClient
 from sal_plugins.verifiers._scores import chatml_closed, solution_messages
 from sal_plugins.verifiers._sequence import SequenceRewardModel
 from sal_plugins.verifiers.pooling import ChatTemplate
@@ -105,7 +106,7 @@ class TEIReward(SequenceRewardModel):
         return [self.template(solution_messages(problem, solution, self.system_prompt))]
 
     async def _score_texts(
-        self, client: httpx.AsyncClient, problem: str, solutions: list[str]
+        self, client: HTTPClient, problem: str, solutions: list[str]
     ) -> list[float]:
         body = {
             "inputs": [self.inputs(problem, s) for s in solutions],
