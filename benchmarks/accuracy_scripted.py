@@ -1,8 +1,11 @@
 """Accuracy vs. generated tokens on a scripted step-slip task, every strategy in one run.
 
-No model and no server: a latency-free in-process solver and a noisy process reward model, both
-deterministic functions of what they are asked, so the figures measure the search strategies
-and nothing else.
+No model: by default every arm runs through ``OpenAISolver`` and ``PoolingPRM`` (library defaults
+but for the arms' own settings) against ``benchmarks/fake_server.py --task chain`` in a child
+process at zero latency, so the figures measure the search strategies over the real client path
+(HTTP, vLLM-style continuation, ``/pooling`` rows) and nothing else. ``--in-process`` plays the
+same task through an in-process solver and verifier instead: much faster, and seeded the same way
+it gives the same table (the task is one module, ``benchmarks/_chain_task.py``, on both paths).
 
 The task. Each problem is a chain of ``--steps`` additions ("Start at 7. Add 3, then 4, ...").
 The solver writes one addition per step; each step slips with probability ``--slip`` (the sum
@@ -23,70 +26,48 @@ DVTS at 16 (beam width 4, no look-ahead), particle filtering at 4/16 (and at 16 
 step generations. Each arm reports accuracy with a Wilson 95% interval, mean generated tokens and
 calls per problem.
 
-Run: ``python benchmarks/accuracy_scripted.py`` (about a minute on two cores); ``--problems``
-trades time for tighter intervals. Prints the table; asserts nothing.
+Run: ``python benchmarks/accuracy_scripted.py`` (about 4.5 minutes on two cores at the default
+100 problems, over half of it AB-MCTS); ``--in-process`` (about 2.5 minutes, most of it AB-MCTS);
+``--problems`` trades time for tighter intervals. Prints which path ran and the table; asserts
+nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
-import random
-import re
+import contextlib
+import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import _chain_task as task
+import httpx
 
 from sal_plugins import DVTS, BeamSearch, BestOfN, ParticleFilter, SearchStrategy
 from sal_plugins.eval.report import wilson_interval
+from sal_plugins.solvers import OpenAISolver
 from sal_plugins.solvers.base import (
     Generation,
     GenerationRequest,
+    Solver,
     SolverCapabilities,
     SolverResponse,
     StopKind,
     seeds_for,
 )
-from sal_plugins.verifiers import Judgement, Trajectory
+from sal_plugins.verifiers import Granularity, Judgement, PoolingPRM, Trajectory, Verifier
 
-_NUMBERS = re.compile(r"-?\d+")
-_PHRASINGS = (
-    "{value} + {addend} = {total}",
-    "Adding {addend} to {value} gives {total}",
-    "{value} plus {addend} makes {total}",
-    "Then {value} + {addend}, which is {total}",
-)
-"""How a step may be worded (each ends with its running total): right solutions differ in text,
-as a model's do, so the verifier's noise is drawn afresh for each of them."""
-
-
-def make_problems(count: int, steps: int, seed: int) -> list[tuple[str, int]]:
-    """``count`` chains of ``steps`` additions and their answers, reproducible from ``seed``."""
-    rng = random.Random(seed)
-    problems = []
-    for _ in range(count):
-        start = rng.randint(2, 30)
-        addends = [rng.randint(2, 19) for _ in range(steps)]
-        text = f"Start at {start}. Add {', then '.join(map(str, addends))}. What is the result?"
-        problems.append((text, start + sum(addends)))
-    return problems
-
-
-def _chain(problem: str) -> tuple[int, list[int]]:
-    start, *addends = (int(x) for x in _NUMBERS.findall(problem))
-    return start, addends
-
-
-def _last_number(step: str) -> int | None:
-    numbers = _NUMBERS.findall(step)
-    return int(numbers[-1]) if numbers else None
+HERE = Path(__file__).resolve().parent
 
 
 @dataclass
 class SlipSolver:
-    """Writes the chain one addition per step; each step slips with probability ``slip``.
+    """The task's solver in-process: one addition per step, each slipping with ``slip``.
 
     A continuation's randomness comes from its seed and its prefix (at temperature 0 from the
     prefix alone), so a seeded search is reproducible and a retried request gets the same text.
@@ -97,69 +78,64 @@ class SlipSolver:
         default_factory=lambda: SolverCapabilities(honours_n=True)
     )
 
-    def _step(self, problem: str, prefix: tuple[str, ...], rng: random.Random) -> tuple[str, bool]:
-        start, addends = _chain(problem)
-        done = len(prefix)
-        value = (_last_number(prefix[-1]) or 0) if prefix else start
-        if done >= len(addends):
-            return f"The answer is $\\boxed{{{value}}}$.", True
-        addend = addends[done]
-        slipped = rng.random() < self.slip
-        total = value + addend + (rng.randint(1, 9) if slipped else 0)
-        wording = rng.choice(_PHRASINGS)
-        return wording.format(value=value, addend=addend, total=total), False
-
     def _continue(self, request: GenerationRequest, seed: int | None) -> Generation:
-        prefix = request.prefix_steps
-        written: list[str] = []
-        while True:
-            key = seed if request.temperature > 0 else "greedy"
-            rng = random.Random(f"{key}|{request.problem}|{'/'.join(prefix)}")
-            text, ends = self._step(request.problem, prefix, rng)
-            written.append(text)
-            prefix = (*prefix, text)
-            if ends or request.stop:
-                kind: StopKind = "end" if ends else "delimiter"
-                return Generation(text=request.step_delimiter.join(written), stop_kind=kind)
+        key = task.sample_key(seed, request.temperature)
+        steps, ends = task.write(
+            request.problem, request.prefix_steps, key, self.slip, to_end=not request.stop
+        )
+        kind: StopKind = "end" if ends else "delimiter"
+        return Generation(text=request.step_delimiter.join(steps), stop_kind=kind)
 
     async def generate(self, request: GenerationRequest) -> SolverResponse:
         """``request.n`` continuations: one step each, or the rest of the solution without stops."""
         generations = [self._continue(request, seed) for seed in seeds_for(request)]
-        prompt = len(request.problem.split()) + sum(len(s.split()) for s in request.prefix_steps)
+        prompt = task.tokens(request.problem) + sum(map(task.tokens, request.prefix_steps))
         return SolverResponse(
             generations=generations,
             prompt_tokens=prompt,
-            completion_tokens=sum(len(g.text.split()) for g in generations),
+            completion_tokens=sum(task.tokens(g.text) for g in generations),
             requests=1,
         )
 
 
 @dataclass
 class NoisyPRM:
-    """A process reward model: on the right path about 0.65 a step, off it about 0.4, plus noise.
-
-    The noise (Gaussian, sd ``noise``) is a fixed function of the problem and the trajectory up
-    to the judged step, so a trajectory always gets the same scores, as from a real PRM.
-    """
+    """The task's process reward model in-process: one noisy score per step."""
 
     noise: float
-    granularity: str = "step"
-    score_range: tuple[float, float] = (0.0, 1.0)
+    granularity: Granularity = "step"
+    score_range: tuple[float, float] | None = (0.0, 1.0)
 
     async def score(self, problem: str, trajectories: Sequence[Trajectory]) -> list[Judgement]:
         """One score per step of every trajectory."""
-        start, addends = _chain(problem)
-        truth = set(itertools.accumulate(addends, initial=start))
-        rows = []
-        for trajectory in trajectories:
-            scores = []
-            for depth, step in enumerate(trajectory.steps, start=1):
-                base = 0.65 if _last_number(step) in truth else 0.4
-                key = "|".join((problem, *trajectory.steps[:depth]))
-                jitter = random.Random(key).gauss(0.0, self.noise)
-                scores.append(min(1.0, max(0.0, base + jitter)))
-            rows.append(Judgement(tuple(scores)))
-        return rows
+        return [
+            Judgement(tuple(task.step_scores(problem, t.steps, self.noise))) for t in trajectories
+        ]
+
+
+@contextlib.contextmanager
+def task_server(slip: float, noise: float) -> Iterator[str]:
+    """``fake_server.py --task chain`` at zero latency in a child process; yields its root URL."""
+    command = [sys.executable, str(HERE / "fake_server.py"), "--task", "chain"]
+    command += ["--slip", str(slip), "--prm-noise", str(noise)]
+    command += ["--gen-latency", "0", "--prm-latency", "0", "--tcp-nodelay"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"the fake server did not start: {line!r}")
+        root = line.removeprefix("listening on ")
+        for _ in range(200):  # at most ~10 s until uvicorn answers
+            try:
+                httpx.get(f"{root}/v1/models", timeout=1.0)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield root
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 @dataclass
@@ -181,7 +157,7 @@ def arms(steps: int) -> list[Arm]:
     common = {"max_steps": rounds + 1, "max_tokens": 4096}
 
     def make(cls: type[SearchStrategy], **settings: Any) -> Any:
-        def build(solver: SlipSolver, verifier: NoisyPRM, seed: int) -> SearchStrategy:
+        def build(solver: Solver, verifier: Verifier, seed: int) -> SearchStrategy:
             return cls(solver=solver, verifier=verifier, seed=seed, **settings)
 
         return build
@@ -217,17 +193,44 @@ def arms(steps: int) -> list[Arm]:
     return table
 
 
-async def run_arm(arm: Arm, problems: list[tuple[str, int]], slip: float, noise: float) -> None:
+Backend = Callable[[], tuple[Solver, Verifier]]
+"""Makes a fresh solver and verifier for one arm, on the arm's event loop."""
+
+
+async def run_arm(arm: Arm, problems: list[tuple[str, int]], backend: Backend) -> None:
     """Run one arm over every problem (seeded by the problem's position)."""
+    solver, verifier = backend()
     started = time.perf_counter()
-    for seed, (problem, answer) in enumerate(problems):
-        search = arm.build(SlipSolver(slip), NoisyPRM(noise), seed)
-        result = await search.arun(problem)
-        arm.problems += 1
-        arm.correct += result.answer == str(answer)
-        arm.tokens += result.usage.completion_tokens
-        arm.calls += result.usage.generation_calls
+    try:
+        for seed, (problem, answer) in enumerate(problems):
+            result = await arm.build(solver, verifier, seed).arun(problem)
+            arm.problems += 1
+            arm.correct += result.answer == str(answer)
+            arm.tokens += result.usage.completion_tokens
+            arm.calls += result.usage.generation_calls
+    finally:
+        if isinstance(solver, OpenAISolver):
+            await solver.aclose()
     arm.seconds = time.perf_counter() - started
+
+
+def in_process_backend(slip: float, noise: float) -> Backend:
+    """``SlipSolver`` and ``NoisyPRM``: the same task with no HTTP."""
+
+    def pair() -> tuple[Solver, Verifier]:
+        return SlipSolver(slip), NoisyPRM(noise)
+
+    return pair
+
+
+def http_backend(root: str) -> Backend:
+    """``OpenAISolver`` and ``PoolingPRM`` with library defaults, against the server at ``root``."""
+
+    def pair() -> tuple[Solver, Verifier]:
+        solver = OpenAISolver(model="fake", base_url=f"{root}/v1")
+        return solver, PoolingPRM(model="fake-prm", base_url=root)
+
+    return pair
 
 
 def main() -> None:
@@ -237,17 +240,35 @@ def main() -> None:
     parser.add_argument("--slip", type=float, default=0.25, help="chance a step slips")
     parser.add_argument("--noise", type=float, default=0.15, help="sd of the verifier's noise")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="play the task in-process instead of over HTTP against the fake server",
+    )
     args = parser.parse_args()
 
-    problems = make_problems(args.problems, args.steps, args.seed)
+    problems = task.make_problems(args.problems, args.steps, args.seed)
     single = (1 - args.slip) ** args.steps
     print(
         f"{args.problems} problems of {args.steps} steps, slip {args.slip}, verifier noise "
         f"sd {args.noise}; a single sample is right with probability {single:.1%}"
     )
     table = arms(args.steps)
-    for arm in table:
-        asyncio.run(run_arm(arm, problems, args.slip, args.noise))
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if args.in_process:
+            print("path: in-process (SlipSolver and NoisyPRM, no HTTP)")
+            backend = in_process_backend(args.slip, args.noise)
+        else:
+            root = stack.enter_context(task_server(args.slip, args.noise))
+            print(
+                "path: HTTP (OpenAISolver and PoolingPRM against benchmarks/fake_server.py "
+                f"--task chain at {root}, zero latency, in a child process)"
+            )
+            backend = http_backend(root)
+        for arm in table:
+            asyncio.run(run_arm(arm, problems, backend))
+    elapsed = time.perf_counter() - started
     print()
     print("| arm | accuracy | 95% CI | gen tokens/problem | gen calls/problem | s/problem |")
     print("|---|---|---|---|---|---|")
@@ -258,6 +279,7 @@ def main() -> None:
             f"{arm.tokens / arm.problems:.0f} | {arm.calls / arm.problems:.1f} | "
             f"{arm.seconds / arm.problems:.3f} |"
         )
+    print(f"\nwall time {elapsed:.0f} s")
 
 
 if __name__ == "__main__":

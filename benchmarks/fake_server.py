@@ -36,6 +36,20 @@ wrong statement 0.2 (``/pooling`` judges each step by its first statement). With
 score is lowered by up to 0.096, a deterministic function of the judged text, so candidates
 rarely tie (off by default: the benchmarks' scores stay 0.9 and 0.2).
 
+Task mode ``--task chain`` (off by default; ``FakeServer(task="chain", slip=..., prm_noise=...)``)
+plays the step-slip chain task of ``benchmarks/_chain_task.py`` instead of the scripted steps: a
+generation request's problem ("Start at 7. Add 3, then 4, ... What is the result?") is read from
+its user turn, the steps so far from the assistant prefill (``continue_final_message``, as
+``OpenAISolver`` continues on a vLLM-looking server), the raw ChatML of ``/v1/completions`` or
+the ``<partial_solution>`` of an instructed continuation. Each choice writes the next step (the
+rest of the solution without the ``"\\n\\n"`` stop), slipping with probability ``--slip``;
+choice ``i`` of a request seeded ``s`` draws as seed ``s + i`` (at temperature 0 the prefix alone
+decides), so the text equals what a fanned-out request would get. ``/pooling`` scores each
+``<extra_0>``-tagged step of the assistant turn by whether its running value is on the right
+path, plus noise of sd ``--prm-noise`` fixed per judged prefix. Generated tokens are counted
+as words, as the task counts them. A request without a chain problem is answered 400. The other
+scoring routes keep their scripted scores.
+
 Run: ``python benchmarks/fake_server.py --port 0 --gen-latency 0.2 --prm-latency 0.05``; it
 prints ``listening on http://127.0.0.1:PORT`` once ready. In-process (tests)::
 
@@ -49,17 +63,23 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import importlib
+import importlib.util
 import math
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -71,6 +91,28 @@ _CHATML_END = "<|im_end|>"
 _STATEMENT = re.compile(r"(\d+) ([+-]) (\d+) = (\d+)")
 RIGHT, WRONG = 0.9, 0.2
 """Scores of a text whose arithmetic is right, and of one with a wrong statement."""
+TASKS = ("scripted", "chain")
+"""What the server plays: its scripted arithmetic steps, or the step-slip chain task."""
+_PARTIAL = re.compile(r"<partial_solution>\n?(.*?)</partial_solution>", re.DOTALL)
+
+
+def _sibling(name: str) -> ModuleType:
+    """``benchmarks/<name>.py``: imported as usual when ``benchmarks/`` is on ``sys.path`` (the
+    scripts run from it), else loaded from its file (tests load this module from its file)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name != name:
+            raise
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+chain_task = _sibling("_chain_task")
 
 
 @dataclass
@@ -159,15 +201,39 @@ class FakeServer:
         steps: steps of every scripted solution.
         jitter: lower each score by a small deterministic function of the judged text (see the
             module docstring).
+        task: ``"scripted"`` (the default) or ``"chain"``, the step-slip chain task (see the
+            module docstring); ``steps`` and ``jitter`` are then unused.
+        slip: in task mode, the chance that a step slips.
+        prm_noise: in task mode, the sd of the noise on ``/pooling`` scores.
+
+    Raises:
+        ValueError: an unknown task, a slip outside [0, 1] or a negative noise.
     """
 
     def __init__(
-        self, gen_latency: float, prm_latency: float, steps: int = 4, *, jitter: bool = False
+        self,
+        gen_latency: float,
+        prm_latency: float,
+        steps: int = 4,
+        *,
+        jitter: bool = False,
+        task: str = "scripted",
+        slip: float = 0.25,
+        prm_noise: float = 0.15,
     ) -> None:
+        if task not in TASKS:
+            raise ValueError(f"task={task!r} is not one of {', '.join(TASKS)}")
+        if not 0.0 <= slip <= 1.0 or not prm_noise >= 0.0:
+            raise ValueError(
+                f"slip must lie in [0, 1] and prm_noise be >= 0, got {slip}, {prm_noise}"
+            )
         self.gen_latency = gen_latency
         self.prm_latency = prm_latency
         self.steps = steps
         self.jitter = jitter
+        self.task = task
+        self.slip = slip
+        self.prm_noise = prm_noise
         self.stats = Stats()
         self.unseeded = 0
         self.app = Starlette(
@@ -214,6 +280,8 @@ class FakeServer:
         stop = body.get("stop") or []
         stop = [stop] if isinstance(stop, str) else list(stop)
         seed = body.get("seed")
+        if self.task == "chain":
+            return self._chain_choices(problem, written, n, seed, stop, body, chat)
         choices, tokens = [], 0
         for index in range(n):
             if seed is None:  # unseeded clients still get varied samples
@@ -230,6 +298,43 @@ class FakeServer:
             tokens += _tokens(text)
             choice: dict[str, Any] = {"index": index, "finish_reason": "stop", "logprobs": None}
             choice["stop_reason"] = stop_reason
+            if chat:
+                choice["message"] = {"role": "assistant", "content": text}
+            else:
+                choice["text"] = text
+            choices.append(choice)
+        return choices, tokens
+
+    def _chain_choices(
+        self,
+        prompt: str,
+        written: list[str],
+        n: int,
+        seed: int | None,
+        stop: list[str],
+        body: dict[str, Any],
+        chat: bool,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Task mode: ``n`` continuations of the chain task (see the module docstring)."""
+        problem = chain_task.find_problem(prompt)
+        if problem is None:
+            raise HTTPException(400, "task chain: no 'Start at N. Add A, then B, ...' problem")
+        partial = _PARTIAL.search(prompt)
+        if partial is not None and not written:  # an instructed continuation
+            written = [s for s in partial[1].split(DELIMITER) if s.strip()]
+        to_end = DELIMITER not in stop
+        temperature = float(body.get("temperature", 1.0))
+        choices, tokens = [], 0
+        for index in range(n):
+            if seed is None:  # unseeded clients still get varied samples
+                self.unseeded += 1
+            draw = f"unseeded-{self.unseeded}" if seed is None else int(seed) + index
+            key = chain_task.sample_key(draw, temperature)
+            steps, ends = chain_task.write(problem, written, key, self.slip, to_end=to_end)
+            text = DELIMITER.join(steps)
+            tokens += chain_task.tokens(text)
+            choice: dict[str, Any] = {"index": index, "finish_reason": "stop", "logprobs": None}
+            choice["stop_reason"] = None if ends else DELIMITER
             if chat:
                 choice["message"] = {"role": "assistant", "content": text}
             else:
@@ -337,6 +442,9 @@ class FakeServer:
         self.stats.pooling_requests += 1
         data = []
         for index, text in enumerate(inputs):
+            if self.task == "chain":
+                data.append({"index": index, "object": "pooling", "data": self._chain_rows(text)})
+                continue
             rows = []
             for step in text.split(STEP_TAG)[:-1]:
                 match = re.search(r"(\d+) ([+-]) (\d+) = (\d+)", step)
@@ -358,6 +466,14 @@ class FakeServer:
                 "usage": {"prompt_tokens": sum(_tokens(t) for t in inputs), "total_tokens": 0},
             }
         )
+
+    def _chain_rows(self, text: str) -> list[list[float]]:
+        """Task mode: one ``[p_neg, p_pos]`` row per ``<extra_0>`` of the assistant turn."""
+        problem = chain_task.find_problem(text)
+        if problem is None:
+            raise HTTPException(400, "task chain: no 'Start at N. Add A, then B, ...' problem")
+        steps = _assistant_turn(text).split(STEP_TAG)[:-1]
+        return [[1.0 - p, p] for p in chain_task.step_scores(problem, steps, self.prm_noise)]
 
     async def classify(self, request: Request) -> JSONResponse:
         """vLLM's ``/classify``: two classes per input, ``probs[-1]`` the "correct" one."""
@@ -411,22 +527,28 @@ class FakeServer:
         return JSONResponse(answer)
 
 
-def _bound_socket(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def _bound_socket(port: int, *, nodelay: bool = False) -> socket.socket:
+    # asyncio sets TCP_NODELAY on accepted connections only when the listening socket names its
+    # protocol; without it a keep-alive response (headers and body written apart) waits ~40 ms
+    # for the client's delayed ACK (Nagle), which swamps a zero-latency server.
+    protocol = socket.IPPROTO_TCP if nodelay else 0
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, protocol)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     return sock
 
 
 @contextlib.contextmanager
-def serving(server: FakeServer, *, start_timeout_s: float = 10.0) -> Iterator[str]:
+def serving(
+    server: FakeServer, *, start_timeout_s: float = 10.0, nodelay: bool = False
+) -> Iterator[str]:
     """Serve ``server`` in this process (uvicorn in a thread, a free loopback port).
 
     Yields the root URL, ``http://127.0.0.1:PORT``; the OpenAI-compatible base URL is that plus
     ``/v1``. When the block ends the server stops (open connections are closed) and the thread
-    is joined.
+    is joined. ``nodelay`` sends every response at once (``TCP_NODELAY``, see ``--tcp-nodelay``).
     """
-    sock = _bound_socket(0)
+    sock = _bound_socket(0, nodelay=nodelay)
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         server.app,
@@ -466,9 +588,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--jitter", action="store_true", help="vary scores a little by text (fewer ties)"
     )
+    parser.add_argument("--task", choices=TASKS, default="scripted", help="what the server plays")
+    parser.add_argument("--slip", type=float, default=0.25, help="task chain: chance a step slips")
+    parser.add_argument(
+        "--prm-noise", type=float, default=0.15, help="task chain: sd of the /pooling noise"
+    )
+    parser.add_argument(
+        "--tcp-nodelay",
+        action="store_true",
+        help="send every response at once (TCP_NODELAY): no ~40 ms stall per keep-alive request",
+    )
     args = parser.parse_args(argv)
-    sock = _bound_socket(args.port)
-    server = FakeServer(args.gen_latency, args.prm_latency, args.steps, jitter=args.jitter)
+    sock = _bound_socket(args.port, nodelay=args.tcp_nodelay)
+    server = FakeServer(
+        args.gen_latency,
+        args.prm_latency,
+        args.steps,
+        jitter=args.jitter,
+        task=args.task,
+        slip=args.slip,
+        prm_noise=args.prm_noise,
+    )
     config = uvicorn.Config(
         server.app, log_level="warning", access_log=False, backlog=2048, timeout_keep_alive=30
     )
