@@ -113,7 +113,7 @@ def embedded_settings(
     """The settings tuned for the embedded model, for one strategy (keyword arguments).
 
     Args:
-        strategy: ``"best_of_n"``, ``"beam_search"``, ``"dvts"`` or ``"self_revision"``; also the
+        strategy: a name in :data:`~sal_plugins.strategies.STRATEGIES`; also the
             command line's recipes ``"greedy"`` (best-of-N's prompt and limits, without ``n``,
             ``selection`` or a temperature) and ``"self_consistency"`` (without ``n`` or
             ``selection``).

@@ -81,9 +81,10 @@ def build_strategy(
     ``aggregation`` unless ``settings`` name one.
 
     Args:
-        strategy: ``"best_of_n"``, ``"beam_search"``, ``"dvts"`` or ``"self_revision"`` (any case,
-            hyphens accepted: ``"beam-search"``), or a configured strategy, which is returned as it
-            is (then pass nothing else).
+        strategy: a name in :data:`STRATEGIES` (``"best_of_n"``, ``"beam_search"``, ``"dvts"``,
+            ``"particle_filter"``, ``"ab_mcts"``, ``"adaptive"``, ``"self_revision"``; any case,
+            hyphens accepted: ``"beam-search"``), or a configured strategy, which is returned as
+            it is (then pass nothing else).
         solver: the model that writes solutions: a sal ``Solver``, or whatever ``coerce_solver``
             accepts.
         verifier: a sal ``Verifier``, a function ``fn(problem, steps) -> float | list[float]``,

@@ -270,7 +270,8 @@ class SearchChatModel(BaseChatModel):
             message = await model.ainvoke("What is 23 + 48?")
 
     Args:
-        strategy: ``"best_of_n"``, ``"beam_search"``, ``"dvts"`` or ``"self_revision"``.
+        strategy: a strategy name: ``"best_of_n"``, ``"beam_search"``, ``"dvts"``,
+            ``"particle_filter"``, ``"ab_mcts"``, ``"adaptive"`` or ``"self_revision"``.
         solver: the chat model (or sal solver) that writes the candidates.
         verifier: a sal verifier, a chat model used as judge, or ``fn(problem, steps) -> score``.
         **kwargs: that strategy's keyword arguments (``n``, ``beam_width``, ``temperature``, ...),

@@ -119,7 +119,8 @@ class SearchLLM(FunctionCallingLLM):
     more call of the solver LLM fills the schema in from the winning solution.
 
     Args:
-        strategy: ``"best_of_n"``, ``"beam_search"``, ``"dvts"``, ``"self_revision"`` (hyphens
+        strategy: a strategy name (``"best_of_n"``, ``"beam_search"``, ``"dvts"``,
+            ``"particle_filter"``, ``"ab_mcts"``, ``"adaptive"``, ``"self_revision"``; hyphens
             accepted), or a configured sal strategy.
         output: ``"text"`` (default) or ``"answer"``.
         callback_manager: LlamaIndex callbacks.

@@ -61,7 +61,8 @@ def as_query_component(
     It runs sync (``run``) and async (``arun``).
 
     Args:
-        strategy: ``"best_of_n"``, ``"beam_search"``, ``"dvts"``, ``"self_revision"`` (hyphens
+        strategy: a strategy name (``"best_of_n"``, ``"beam_search"``, ``"dvts"``,
+            ``"particle_filter"``, ``"ab_mcts"``, ``"adaptive"``, ``"self_revision"``; hyphens
             accepted), or a configured sal strategy.
         output: ``"result"`` (default) outputs the :class:`~sal_plugins.results.SearchResult`;
             ``"text"`` the selected solution; ``"answer"`` its extracted answer.

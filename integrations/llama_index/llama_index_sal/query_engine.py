@@ -68,7 +68,8 @@ class SearchQueryEngine(CustomQueryEngine):
         tool = QueryEngineTool.from_defaults(engine, name="math", description="Solves math")
 
     Args:
-        strategy: ``"best_of_n"``, ``"beam_search"``, ``"dvts"``, ``"self_revision"`` (hyphens
+        strategy: a strategy name (``"best_of_n"``, ``"beam_search"``, ``"dvts"``,
+            ``"particle_filter"``, ``"ab_mcts"``, ``"adaptive"``, ``"self_revision"``; hyphens
             accepted), or a configured sal strategy.
         output: ``"text"`` (default) answers with the whole selected solution, ``"answer"`` with
             its extracted final answer (the solution when none was found).

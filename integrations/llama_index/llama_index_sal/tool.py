@@ -59,7 +59,8 @@ def search_tool(
         print(await handler)
 
     Args:
-        strategy: ``"best_of_n"``, ``"beam_search"``, ``"dvts"``, ``"self_revision"`` (hyphens
+        strategy: a strategy name (``"best_of_n"``, ``"beam_search"``, ``"dvts"``,
+            ``"particle_filter"``, ``"ab_mcts"``, ``"adaptive"``, ``"self_revision"``; hyphens
             accepted), or a configured sal strategy.
         name: the tool's name, as the agent's LLM sees it.
         description: what the agent's LLM is told the tool does (a sensible default otherwise).
