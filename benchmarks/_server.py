@@ -6,7 +6,7 @@ import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,13 @@ HERE = Path(__file__).resolve().parent
 
 
 @contextlib.contextmanager
-def fake_server(gen_latency: float, prm_latency: float, steps: int = 4) -> Iterator[str]:
-    """Run the fake server; yield its root URL (``http://127.0.0.1:PORT``)."""
+def fake_server(
+    gen_latency: float, prm_latency: float, steps: int = 4, extra_args: Sequence[str] = ()
+) -> Iterator[str]:
+    """Run the fake server; yield its root URL (``http://127.0.0.1:PORT``).
+
+    ``extra_args`` are more of its flags (``--task chain --slip 0.25``, ``--tcp-nodelay``, ...).
+    """
     process = subprocess.Popen(
         [
             sys.executable,
@@ -28,6 +33,7 @@ def fake_server(gen_latency: float, prm_latency: float, steps: int = 4) -> Itera
             str(prm_latency),
             "--steps",
             str(steps),
+            *extra_args,
         ],
         stdout=subprocess.PIPE,
         text=True,

@@ -37,16 +37,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import _chain_task as task
-import httpx
+from _server import fake_server
 
 from sal_plugins import DVTS, BeamSearch, BestOfN, ParticleFilter, SearchStrategy
 from sal_plugins.eval.report import wilson_interval
@@ -61,8 +58,6 @@ from sal_plugins.solvers.base import (
     seeds_for,
 )
 from sal_plugins.verifiers import Granularity, Judgement, PoolingPRM, Trajectory, Verifier
-
-HERE = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -113,29 +108,10 @@ class NoisyPRM:
         ]
 
 
-@contextlib.contextmanager
-def task_server(slip: float, noise: float) -> Iterator[str]:
+def task_server(slip: float, noise: float) -> contextlib.AbstractContextManager[str]:
     """``fake_server.py --task chain`` at zero latency in a child process; yields its root URL."""
-    command = [sys.executable, str(HERE / "fake_server.py"), "--task", "chain"]
-    command += ["--slip", str(slip), "--prm-noise", str(noise)]
-    command += ["--gen-latency", "0", "--prm-latency", "0", "--tcp-nodelay"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            raise RuntimeError(f"the fake server did not start: {line!r}")
-        root = line.removeprefix("listening on ")
-        for _ in range(200):  # at most ~10 s until uvicorn answers
-            try:
-                httpx.get(f"{root}/v1/models", timeout=1.0)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield root
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    flags = ["--task", "chain", "--slip", str(slip), "--prm-noise", str(noise), "--tcp-nodelay"]
+    return fake_server(0.0, 0.0, extra_args=flags)
 
 
 @dataclass
