@@ -37,7 +37,7 @@ from sal_plugins.errors import (
 )
 from sal_plugins.events import SearchEvent, SearchFinished
 from sal_plugins.faults import is_transient_status, translate_sdk_error
-from sal_plugins.replicas import Replica, ReplicaSet, replica_urls
+from sal_plugins.replicas import Replica, ReplicaSet
 from sal_plugins.results import SearchResult
 from sal_plugins.serve._metrics import Metrics
 from sal_plugins.serve._protocol import (
@@ -146,7 +146,9 @@ class SearchService:
             base_url=settings.upstream_url,
             api_key=settings.upstream_api_key,
         )
-        self.replicas = ReplicaSet(replica_urls(settings.upstream_url, "sal serve --upstream"))
+        assert self.solver.replicas is not None  # it was given base URLs
+        self.replicas: ReplicaSet = self.solver.replicas
+        """The upstream's replicas: searches and pass-through requests share their health."""
         self.metrics = Metrics()
         self._in_flight: dict[str, int] = {}
         self._names = _strategy_names()
