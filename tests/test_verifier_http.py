@@ -228,13 +228,13 @@ def test_search_survives_verifier_faults_over_real_loopback(
 
 async def test_requests_go_over_aiohttp_unless_an_httpx_transport_is_given() -> None:
     """httpx's pool cost more CPU than the scoring at hundreds in flight; aiohttp's does not."""
-    from sal_plugins.verifiers._http import AiohttpClient, HTTPEndpoint
+    from sal_plugins.verifiers._http import AiohttpClient, HTTPEndpoint, HttpxClient
 
     async with HTTPEndpoint("http://127.0.0.1:9", verifier="V").client() as client:
         assert isinstance(client, AiohttpClient)
     mock = httpx.MockTransport(lambda request: httpx.Response(200, json={}))
     async with HTTPEndpoint("http://127.0.0.1:9", verifier="V", transport=mock).client() as client:
-        assert isinstance(client, httpx.AsyncClient)
+        assert isinstance(client, HttpxClient)
 
 
 async def test_a_refused_connection_over_aiohttp_is_transient_and_names_the_verifier() -> None:

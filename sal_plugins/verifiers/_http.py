@@ -39,7 +39,14 @@ from sal_plugins.openai_wire import usage_of
 from sal_plugins.replicas import Replica, ReplicaPolicy, ReplicaSet, replica_urls
 from sal_plugins.verifiers.base import report_usage
 
-__all__ = ["AiohttpClient", "HTTPClient", "HTTPEndpoint", "HTTPStatusError", "server_root"]
+__all__ = [
+    "AiohttpClient",
+    "HTTPClient",
+    "HTTPEndpoint",
+    "HTTPStatusError",
+    "HttpxClient",
+    "server_root",
+]
 
 _BODY_PREVIEW = 300
 
@@ -80,7 +87,36 @@ class AiohttpClient:
         await self.session.close()
 
 
-HTTPClient = httpx.AsyncClient | AiohttpClient
+class HttpxClient:
+    """An ``httpx`` client for one endpoint on one event loop (without aiohttp, or when a test or
+    proxy passes an httpx transport); the same interface as :class:`AiohttpClient`."""
+
+    errors: type[Exception] = httpx.TransportError
+
+    def __init__(
+        self,
+        headers: dict[str, str],
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> None:
+        self.client = httpx.AsyncClient(  # no base URL: each request names its replica's
+            headers=headers, timeout=timeout, transport=transport, verify=_ssl_context()
+        )
+
+    @property
+    def is_closed(self) -> bool:
+        return self.client.is_closed
+
+    async def post(self, url: str, payload: object) -> tuple[int, dict[str, str], bytes]:
+        """POST ``payload`` as JSON; the status, headers and body (httpx errors as they come)."""
+        response = await self.client.post(url, json=payload)
+        return response.status_code, dict(response.headers.items()), response.content
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+HTTPClient = HttpxClient | AiohttpClient
 """What :meth:`HTTPEndpoint.client` yields and :meth:`HTTPEndpoint.post` takes."""
 
 
@@ -170,12 +206,7 @@ class HTTPEndpoint:
             headers["Authorization"] = f"Bearer {self.api_key}"
         if self.transport is None and _has_aiohttp():
             return AiohttpClient(headers, self.timeout)
-        return httpx.AsyncClient(  # no base URL: each request names its replica's
-            headers=headers,
-            timeout=self.timeout,
-            transport=self.transport,
-            verify=_ssl_context(),
-        )
+        return HttpxClient(headers, self.timeout, self.transport)
 
     async def post(
         self,
@@ -238,20 +269,13 @@ class HTTPEndpoint:
         self, client: HTTPClient, url: str, shown: str, payload: object
     ) -> tuple[int, dict[str, str], bytes]:
         """One POST; timeouts and transport failures become :class:`TransientError`."""
-        if isinstance(client, AiohttpClient):
-            transport_errors: tuple[type[Exception], ...] = (client.errors,)
-        else:
-            transport_errors = (httpx.TransportError,)
         try:
-            if isinstance(client, AiohttpClient):
-                return await client.post(url, payload)
-            response = await client.post(url, json=payload)
-            return response.status_code, dict(response.headers.items()), response.content
+            return await client.post(url, payload)
         except (TimeoutError, httpx.TimeoutException) as error:
             raise TransientError(
                 f"{self.verifier}: timed out after {self.timeout}s on POST {shown}"
             ) from error
-        except transport_errors as error:
+        except client.errors as error:
             raise TransientError(
                 f"{self.verifier}: connection failed on POST {shown} ({type(error).__name__}: "
                 f"{redact(str(error))})"
