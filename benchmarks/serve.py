@@ -1,13 +1,16 @@
 """Serve: ``sal serve`` under a bounded loopback load vs. the same searches run in-process.
 
-A latency-injected fake upstream (benchmarks/fake_server.py: 0.2 s per generation, 0.05 s per PRM
-call) serves both. The same C concurrent best-of-N searches (default settings, ``n=4``, one seed
-per request) run first in-process (``asyncio.gather`` over ``arun``), then through ``sal serve``
-(a child process, as deployed) with the ``openai`` async client (over aiohttp, the SDK's
+A latency-injected fake upstream (benchmarks/fake_server.py: by default 0.2 s per generation, 0.05 s
+per PRM call) serves both. The same C concurrent best-of-N searches (default settings, ``n=4``, one
+seed per request) run first in-process (``asyncio.gather`` over ``arun``), then through
+``sal serve`` (a child process, as deployed) with the ``openai`` async client (over aiohttp, the SDK's
 ``openai[aiohttp]`` backend; ``--client httpx`` for its default, whose connection pool costs the
 client more CPU than the server at hundreds of requests in flight). Printed: throughput, p50/p99
-latency, errors, the proxy's p50 as a ratio to in-process, and the server's resident memory after
-each repeat (flat means no leak). Bounded: ``--requests`` per wave, ``--repeats`` waves.
+latency, errors, CPU milliseconds per request of this process (the client), ``sal serve`` and the
+upstream (read from /proc: where the proxy's overhead goes), the proxy's p50 as a ratio to
+in-process, and the server's resident memory after each repeat (flat means no leak). Bounded:
+``--requests`` per wave, ``--repeats`` waves; ``--gen-latency`` / ``--prm-latency`` set the
+upstream's.
 
 Run: ``python benchmarks/serve.py`` (about a minute). Prints a Markdown table; asserts nothing.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import socket
 import statistics
 import subprocess
@@ -80,6 +84,44 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used, from /proc (0 where there is none)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not stat.exists():
+        return 0.0
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pid(marker: str) -> int:
+    """The pid of this process's child whose command line holds ``marker`` (0 if none)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == os.getpid() and marker in (entry / "cmdline").read_text():
+                return int(entry.name)
+    return 0
+
+
+class CPUMeter:
+    """CPU milliseconds per request of the client (this process), ``sal serve`` and the upstream."""
+
+    def __init__(self, server_pid: int, upstream_pid: int) -> None:
+        self.pids = (server_pid, upstream_pid)
+
+    def read(self) -> tuple[float, float, float]:
+        return (time.process_time(), *(cpu_seconds(pid) for pid in self.pids))
+
+    @staticmethod
+    def per_request(before: tuple[float, ...], after: tuple[float, ...], count: int) -> str:
+        client, server, upstream = (
+            (b - a) * 1000 / max(count, 1) for a, b in zip(before, after, strict=True)
+        )
+        return f"{client:.2f} | {server:.2f} | {upstream:.2f}"
+
+
 def problem(index: int) -> str:
     return PROBLEM.format(a=10 + index % 50, b=20 + index % 30)
 
@@ -102,13 +144,13 @@ async def timed(calls: list[Callable[[], Awaitable[object]]]) -> tuple[list[floa
     return latencies, len(results) - len(latencies), wall
 
 
-def row(name: str, latencies: list[float], errors: int, wall: float, extra: str) -> str:
+def row(name: str, latencies: list[float], errors: int, wall: float, cpu: str, rss: str) -> str:
     ordered = sorted(latencies) or [0.0]
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
     throughput = len(latencies) / wall if wall else 0.0
     return (
         f"| {name} | {len(latencies) + errors} | {throughput:.1f} | "
-        f"{statistics.median(ordered):.3f} | {p99:.3f} | {errors} | {extra} |"
+        f"{statistics.median(ordered):.3f} | {p99:.3f} | {errors} | {cpu} | {rss} |"
     )
 
 
@@ -123,8 +165,14 @@ async def main() -> None:
         default="aiohttp",
         help="the openai client's HTTP backend (aiohttp: openai[aiohttp]; httpx: the SDK default)",
     )
+    parser.add_argument("--gen-latency", type=float, default=0.2, help="seconds per generation")
+    parser.add_argument("--prm-latency", type=float, default=0.05, help="seconds per PRM call")
     args = parser.parse_args()
-    with fake_server(0.2, 0.05) as root, sal_serve(root) as (url, pid):
+    with (
+        fake_server(args.gen_latency, args.prm_latency) as root,
+        sal_serve(root) as (url, pid),
+    ):
+        meter = CPUMeter(pid, child_pid("fake_server.py"))
         solver = OpenAISolver(model="fake", base_url=f"{root}/v1", api_key="none")
         prm = PoolingPRM(model="fake-prm", base_url=root)
         client = openai.AsyncOpenAI(
@@ -139,10 +187,14 @@ async def main() -> None:
             ),
         )
         print(
-            f"{args.requests} concurrent best-of-{args.n} searches per wave, {args.repeats} waves"
+            f"{args.requests} concurrent best-of-{args.n} searches per wave, {args.repeats} waves; "
+            f"upstream {args.gen_latency} s per generation, {args.prm_latency} s per PRM call"
         )
-        print("| path | requests | searches / s | p50 s | p99 s | errors | server RSS MiB |")
-        print("|---|---|---|---|---|---|---|")
+        print(
+            "| path | requests | searches / s | p50 s | p99 s | errors "
+            "| CPU ms/request: client | sal serve | upstream | server RSS MiB |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
         ratios = []
         for repeat in range(args.repeats):  # bounded
             local = [
@@ -153,7 +205,9 @@ async def main() -> None:
                 )
                 for i in range(args.requests)
             ]
+            start = meter.read()
             in_process = await timed(local)  # type: ignore[arg-type]
+            middle = meter.read()
             remote = [
                 (
                     lambda i=i: client.chat.completions.create(
@@ -166,8 +220,25 @@ async def main() -> None:
                 for i in range(args.requests)
             ]
             proxied = await timed(remote)  # type: ignore[arg-type]
-            print(row(f"in-process #{repeat + 1}", *in_process, "-"))
-            print(row(f"sal serve #{repeat + 1}", *proxied, f"{rss_mib(pid):.0f}"), flush=True)
+            end = meter.read()
+            count = args.requests
+            print(
+                row(
+                    f"in-process #{repeat + 1}",
+                    *in_process,
+                    meter.per_request(start, middle, count),
+                    "-",
+                )
+            )
+            print(
+                row(
+                    f"sal serve #{repeat + 1}",
+                    *proxied,
+                    meter.per_request(middle, end, count),
+                    f"{rss_mib(pid):.0f}",
+                ),
+                flush=True,
+            )
             if in_process[0] and proxied[0]:
                 ratios.append(statistics.median(proxied[0]) / statistics.median(in_process[0]))
         await client.close()

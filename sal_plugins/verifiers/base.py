@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeGuard, runtime_checkable
 
 from sal_plugins.errors import InvalidScoreError, ScoreCountError
 
@@ -82,6 +82,19 @@ class Verifier(Protocol):
     async def score(self, problem: str, trajectories: Sequence[Trajectory]) -> Sequence[ScoreRow]:
         """Score every trajectory of one problem; return one row per trajectory, in order."""
         ...
+
+
+_VERIFIER_MEMBERS = ("score", "granularity", "score_range")
+
+
+def is_verifier(value: object) -> TypeGuard[Verifier]:
+    """Whether ``value`` has the :class:`Verifier` protocol's members.
+
+    The same test as ``isinstance(value, Verifier)``, without the cost of a runtime protocol
+    check (on Python 3.11 it walks the protocol's members on every call; a search checks its
+    verifier several times).
+    """
+    return all(hasattr(value, member) for member in _VERIFIER_MEMBERS)
 
 
 @dataclass
