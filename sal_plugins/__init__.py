@@ -24,6 +24,7 @@ from sal_plugins.errors import (
 from sal_plugins.events import (
     CandidatesGenerated,
     CandidatesScored,
+    ChoiceMade,
     RequestFailed,
     RequestRetried,
     SearchEvent,
@@ -56,6 +57,7 @@ __all__ = [
     "Budget",
     "CandidatesGenerated",
     "CandidatesScored",
+    "ChoiceMade",
     "Completion",
     "ConfigError",
     "Failure",

@@ -16,6 +16,7 @@ from rich.text import Text
 from sal_plugins.events import (
     CandidatesGenerated,
     CandidatesScored,
+    ChoiceMade,
     RequestFailed,
     RequestRetried,
     SearchEvent,
@@ -110,6 +111,8 @@ class SearchProgress:
                 self.best = event.best_score
             best = "-" if event.best_score is None else f"{event.best_score:.3f}"
             return f"round {event.round}: {len(event.node_ids)} scored, best {best}"
+        if isinstance(event, ChoiceMade):
+            return f"chose {event.choice.choice} ({event.choice.because})"
         if isinstance(event, SearchFinished):
             selected = event.result.best
             self.best = None if selected is None else selected.score

@@ -20,6 +20,7 @@ from sal_plugins.errors import SearchError, SolverError
 from sal_plugins.events import (
     CandidatesGenerated,
     CandidatesScored,
+    ChoiceMade,
     RequestFailed,
     RequestRetried,
     SearchEvent,
@@ -103,6 +104,7 @@ class SearchDriver:
     _calls_in_flight: int = field(init=False, default=0)
     _cut_short: StopReason | None = field(init=False, default=None)
     _served: tuple[int, int] = field(init=False, default=(0, 0))  # (requests, generations)
+    _choices_announced: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.tree = SearchTree(self.problem, delimiter=self.strategy.step_delimiter)
@@ -128,6 +130,8 @@ class SearchDriver:
         try:
             batch = next(plan)
             while True:
+                for choice in self._choices_made():
+                    yield choice
                 interrupted = self._exhausted()
                 if interrupted:
                     break
@@ -141,6 +145,8 @@ class SearchDriver:
             outcome = stop.value
         finally:
             plan.close()
+        for choice in self._choices_made():
+            yield choice
         if outcome is None:
             outcome = Outcome(self.strategy.best_so_far(self.tree), interrupted or "error")
         elif self._cut_short is not None:
@@ -160,6 +166,12 @@ class SearchDriver:
             return None
         reason = budget.exhausted(self.usage, self._elapsed())
         return "deadline" if reason == "deadline" else ("budget" if reason else None)
+
+    def _choices_made(self) -> list[ChoiceMade]:
+        """Events for the choices the plan recorded since the last call."""
+        new = self.tree.choices[self._choices_announced :]
+        self._choices_announced += len(new)
+        return [ChoiceMade(elapsed_s=self._elapsed(), choice=choice) for choice in new]
 
     def _drain_events(self) -> list[SearchEvent]:
         events, self._events = self._events, []

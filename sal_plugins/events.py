@@ -1,8 +1,9 @@
 """Typed progress events of a search, as yielded by ``strategy.astream(problem)``.
 
 Events arrive in order: one :class:`SearchStarted`, then for each round the work done
-(:class:`CandidatesGenerated`, :class:`CandidatesScored`, and :class:`RequestFailed` /
-:class:`RequestRetried` when faults happen), and last one :class:`SearchFinished` that carries the
+(:class:`CandidatesGenerated`, :class:`CandidatesScored`, :class:`ChoiceMade` when the strategy
+chooses how to go on, and :class:`RequestFailed` / :class:`RequestRetried` when faults happen),
+and last one :class:`SearchFinished` that carries the
 :class:`~sal_plugins.results.SearchResult`.
 """
 
@@ -12,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sal_plugins.results import SearchResult
+from sal_plugins.tree import Choice
 
 __all__ = [
     "CandidatesGenerated",
     "CandidatesScored",
+    "ChoiceMade",
     "RequestFailed",
     "RequestRetried",
     "SearchEvent",
@@ -96,6 +99,17 @@ class RequestFailed(SearchEvent):
     round: int
     error: str
     kind: str = field(init=False, default="request_failed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChoiceMade(SearchEvent):
+    """The strategy chose how to go on (``Adaptive``: the arm its probe called for, and why).
+
+    The same choice is in ``result.tree.choices`` and ``result.summary()["choices"]``.
+    """
+
+    choice: Choice
+    kind: str = field(init=False, default="choice_made")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -177,6 +177,7 @@ class SearchResult:
             "stop_reason": self.stop_reason,
             "verification": self.verification,
             "notes": list(self.tree.notes),
+            "choices": [asdict(choice) for choice in self.tree.choices],
             "candidates": len(self.completions),
             "nodes": len(self.tree) - 1,
             "failures": len(self.failures),

@@ -1,11 +1,13 @@
 """The search tree: every node a search expanded, with its scores, parent and fate.
 
-The driver is the only writer; strategies read it through the same objects. Node 0 is the root
-(the problem, no steps). The rules that turn generated text into nodes live here, once: how text
-splits into steps (:func:`split_steps`), when a solution has ended (:func:`ends_solution`), and
-each node's final answer, extracted once (:meth:`SearchTree.answer_of`). Exports:
-:meth:`SearchTree.to_json`, :meth:`SearchTree.to_mermaid` and :meth:`SearchTree.to_html` (one
-self-contained page, see :mod:`sal_plugins._tree_html`).
+The driver adds every node it generates and records its scores; strategies mark nodes (pruned,
+look-ahead scores), may split a whole solution into a chain of step nodes
+(:meth:`SearchTree.step_chain`; no text is generated) and record their choices
+(:meth:`SearchTree.choose`). Node 0 is the root (the problem, no steps). The rules that turn
+generated text into nodes live here, once: how text splits into steps (:func:`split_steps`), when a
+solution has ended (:func:`ends_solution`), and each node's final answer, extracted once
+(:meth:`SearchTree.answer_of`). Exports: :meth:`SearchTree.to_json`, :meth:`SearchTree.to_mermaid`
+and :meth:`SearchTree.to_html` (one self-contained page, see :mod:`sal_plugins._tree_html`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from sal_plugins.answers import extract_answer
 from sal_plugins.solvers.base import StopKind
 
-__all__ = ["Node", "SearchTree", "ends_solution", "split_steps", "states_final_answer"]
+__all__ = ["Choice", "Node", "SearchTree", "ends_solution", "split_steps", "states_final_answer"]
 
 
 def split_steps(text: str, delimiter: str) -> tuple[str, ...]:
@@ -101,6 +103,23 @@ class Node:
         return self.error is not None and not self.text and self.stop_kind is None
 
 
+@dataclass(frozen=True)
+class Choice:
+    """A choice a strategy made mid-search, and why (``Adaptive``: the arm its probe called for).
+
+    Attributes:
+        round: the round after which it was made.
+        choice: what was chosen, in words (``"beam_search n=16, beam_width=4"``).
+        because: why, in words (the bin of the policy and the conditions that held).
+        signals: the measurements it rests on, by name (``None``: not measured).
+    """
+
+    round: int
+    choice: str
+    because: str
+    signals: dict[str, float | None] = field(default_factory=dict)
+
+
 @dataclass
 class SearchTree:
     """All nodes of one search, indexed by id."""
@@ -110,6 +129,8 @@ class SearchTree:
     delimiter: str = "\n\n"
     notes: list[str] = field(default_factory=list, init=False)
     """What the search had to approximate, each once (e.g. answers compared as strings)."""
+    choices: list[Choice] = field(default_factory=list, init=False)
+    """What the strategy chose mid-search, in order (the driver announces each as an event)."""
     _answers: dict[int, str | None] = field(default_factory=dict, init=False, repr=False)
 
     def note(self, text: str) -> None:
@@ -150,6 +171,42 @@ class SearchTree:
         node = Node(id=len(self.nodes), parent=parent, **fields)
         self.nodes.append(node)
         return node
+
+    def step_chain(self, node_id: int) -> list[int]:
+        """Split a node that holds several new steps (a whole solution) into one node per step.
+
+        The node keeps its id and everything it was given, but holds only its last step: its
+        earlier steps become a chain of new step nodes between it and its old parent, each with
+        its share of the node's per-step scores (the prefix's ``score`` is left for the strategy
+        to aggregate). No text is generated. Returns the chain's ids, the node's own last; a node
+        that adds one step or none is its own chain. A per-step verifier scores a prefix the
+        same whether or not more steps follow, which is what makes the prefixes reusable.
+        """
+        node = self.nodes[node_id]
+        parent = node.parent if node.parent is not None else 0
+        base = self.nodes[parent].steps
+        own = node.steps[len(base) :]
+        if len(own) <= 1 or node.steps[: len(base)] != base:
+            return [node_id]
+        per_step = node.step_scores is not None and len(node.step_scores) == len(node.steps)
+        chain = []
+        for depth in range(len(base) + 1, len(node.steps)):
+            prefix = self.add(
+                parent,
+                text=node.steps[depth - 1],
+                steps=node.steps[:depth],
+                round=node.round,
+                step_scores=node.step_scores[:depth] if per_step and node.step_scores else None,
+            )
+            chain.append(prefix.id)
+            parent = prefix.id
+        # Its log-probabilities were of the whole text, no longer its own.
+        node.parent, node.text, node.token_logprobs = parent, node.steps[-1], None
+        return [*chain, node_id]
+
+    def choose(self, choice: Choice) -> None:
+        """Record a choice the strategy made (see :class:`Choice`)."""
+        self.choices.append(choice)
 
     def children(self, node_id: int) -> list[Node]:
         """The direct children of a node, in creation order."""

@@ -101,7 +101,15 @@ def test_an_accuracy_target_is_met_at_the_least_compute() -> None:
 def test_an_unreachable_target_is_reported() -> None:
     result = calibrate(synthetic_records(), target_compute=50)
     assert not result.reached
-    assert "target not reached" in "\n".join(result.lines())
+    lines = "\n".join(result.lines())
+    assert "target not reached" in lines
+    # The probe alone costs 100 per problem: the report says why 50 cannot be met.
+    assert "below the probe's own mean cost (100.0 completion_tokens)" in lines
+
+
+def test_a_target_above_the_probe_cost_gets_no_probe_warning() -> None:
+    result = calibrate(synthetic_records(), target_compute=150)
+    assert not any("probe's own mean cost" in note for note in result.notes)
 
 
 def test_split_is_seeded_and_stable() -> None:
@@ -156,8 +164,8 @@ async def test_eval_records_carry_the_probe_adaptive_sees(tmp_path: Path) -> Non
     )
     for index, (problem, row) in enumerate(zip(problems, rows, strict=True)):
         adaptive = Adaptive(solver=make_solver(), verifier=make_verifier(), seed=10 + index)
-        note = (await adaptive.arun(problem.question)).summary()["notes"][0]
-        assert f"probe of 4: {row.signals.describe()} ->" in note
+        choice = (await adaptive.arun(problem.question)).summary()["choices"][0]
+        assert choice["because"].startswith(f"probe of 4: {row.signals.describe()};")
     assert len(folder.records()[0].candidate_answers) == 4  # read back from disk
 
 
@@ -212,7 +220,7 @@ def test_sal_calibrate_writes_a_policy_sal_run_uses(
     )
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["strategy"] == "adaptive" and data["answer"] == "5"
-    assert any("bin 'agreement bin" in note for note in data["notes"])
+    assert any("bin 'agreement bin" in choice["because"] for choice in data["choices"])
 
 
 def test_sal_calibrate_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,8 +11,9 @@ import pytest
 from sal_plugins import cli
 from sal_plugins._cli_progress import SearchProgress
 from sal_plugins._cli_setup import default_beam_width
+from sal_plugins.events import SearchEvent
 from sal_plugins.solvers import ScriptedSolver
-from sal_plugins.strategies import BestOfN
+from sal_plugins.strategies import BestOfN, SearchStrategy
 from sal_plugins.verifiers import ScriptedVerifier
 
 RIGHT = "23 + 48 = 71\n\nThe answer is $\\boxed{71}$."
@@ -253,10 +254,22 @@ def test_live_progress_draws_on_a_terminal() -> None:
     assert "best_of_n" in stream.getvalue()
 
 
-def _events(search: BestOfN) -> list[object]:
+def test_progress_lines_say_what_an_adaptive_search_chose() -> None:
+    from sal_plugins import Adaptive
+
+    stream = io.StringIO()
+    search = Adaptive(solver=ScriptedSolver([RIGHT, WRONG]), verifier=make_verifier(), seed=0)
+    with SearchProgress(stream, live=False) as progress:
+        for event in _events(search):
+            progress.update(event)
+    lines = [line for line in stream.getvalue().splitlines() if "chose " in line]
+    assert len(lines) == 1 and "(probe of 4: agreement" in lines[0]
+
+
+def _events(search: SearchStrategy) -> list[SearchEvent]:
     import asyncio
 
-    async def collect() -> list[object]:
+    async def collect() -> list[SearchEvent]:
         return [event async for event in search.astream("What is 23 + 48?")]
 
     return asyncio.run(collect())

@@ -42,9 +42,10 @@ def verifier() -> ScriptedVerifier:
 
 
 def note_of(result: SearchResult) -> str:
-    notes = [n for n in result.summary()["notes"] if n.startswith("adaptive:")]
-    assert len(notes) == 1, result.summary()["notes"]
-    return str(notes[0])
+    """The search's one choice, in words: why, then what."""
+    choices = result.summary()["choices"]
+    assert len(choices) == 1, choices
+    return f"{choices[0]['because']} -> {choices[0]['choice']}"
 
 
 def probe_ids(result: SearchResult) -> set[int]:
@@ -86,8 +87,14 @@ async def test_hard_problem_switches_to_beam_search_and_keeps_the_probe_candidat
     note = note_of(result)
     assert "agreement 0.25" in note and "bin 'otherwise'" in note
     assert "beam_search n=4 (beam_width=4) (capped from n=16)" in note
-    steps = [n for n in result.tree.nodes[1:] if n.kind == "step"]
-    assert steps and all(n.round >= 1 for n in steps)  # the beam's rounds follow the probe's
+    generated = [n for n in result.tree.nodes[1:] if n.kind == "step" and n.round >= 1]
+    assert generated  # the beam's rounds follow the probe's
+    # The probe's 4 samples are split into steps and their first steps are the beam's first
+    # round: nothing more is generated from the root.
+    assert all(n.parent != 0 for n in generated)
+    first_steps = [n for n in result.tree.children(0) if n.kind == "step"]
+    assert len(first_steps) == 4 and all(n.round == 0 and n.score is not None for n in first_steps)
+    assert "4 of them riding along step by step" in note
     assert result.answer == "10"
     assert probe_ids(result) & {c.node_id for c in result.completions}
     assert result.tree[result.completions[0].node_id].finished
@@ -134,8 +141,10 @@ async def test_probe_matches_best_of_n_at_the_probe_size() -> None:
     plain = await BestOfN(solver=ScriptedSolver(solutions), verifier=verifier(), n=4, seed=5).arun(
         PROBLEM
     )
-    probe_texts = sorted(n.text for n in probe.tree.nodes[1:] if n.round == 0)
-    assert probe_texts == sorted(n.text for n in plain.tree.nodes[1:])
+    probe_texts = sorted(
+        probe.tree.text_of(n.id) for n in probe.tree.nodes[1:] if n.kind == "solution"
+    )
+    assert probe_texts == sorted(plain.tree.text_of(n.id) for n in plain.tree.nodes[1:])
 
 
 def test_default_policy_decisions() -> None:

@@ -105,3 +105,29 @@ async def test_exports_of_a_real_search() -> None:
     summary = result.summary()
     assert summary["answer"] == "yes" and summary["nodes"] == len(tree) - 1
     assert json.loads(json.dumps(result.to_dict()))["tree"]["problem"] == PROBLEM
+
+
+def test_step_chain_splits_a_whole_solution_into_scored_step_nodes() -> None:
+    tree = SearchTree(PROBLEM)
+    whole = tree.add(
+        0, text="a\n\nb\n\nc", steps=("a", "b", "c"), kind="solution", step_scores=(0.1, 0.2, 0.3)
+    )
+    whole.finished, whole.score, whole.token_logprobs = True, 0.3, (-0.1, -0.2)
+    chain = tree.step_chain(whole.id)
+    assert chain[-1] == whole.id and len(chain) == 3
+    first, second = tree[chain[0]], tree[chain[1]]
+    assert (first.parent, first.steps, first.text, first.step_scores) == (0, ("a",), "a", (0.1,))
+    assert (second.parent, second.steps, second.step_scores) == (first.id, ("a", "b"), (0.1, 0.2))
+    assert not first.finished and first.score is None  # the strategy aggregates prefix scores
+    assert whole.parent == second.id and whole.text == "c" and whole.finished
+    assert whole.token_logprobs is None  # they were of the whole text
+    assert tree.text_of(whole.id) == "a\n\nb\n\nc"
+    assert [n.id for n in tree.path(whole.id)] == chain
+    assert tree.step_chain(first.id) == [first.id]  # one step: its own chain
+
+
+def test_step_chain_leaves_outcome_scores_off_the_prefixes() -> None:
+    tree = SearchTree(PROBLEM)
+    whole = tree.add(0, steps=("a", "b"), step_scores=(0.7,), kind="solution")
+    first = tree[tree.step_chain(whole.id)[0]]
+    assert first.step_scores is None and whole.step_scores == (0.7,)

@@ -432,6 +432,14 @@ def calibrate(
         o: (_evaluate(r.outcomes[o] for r in fit_rows), _evaluate(r.outcomes[o] for r in held_rows))
         for o in options
     }
+    if target_compute is not None and STOP in fixed:
+        probe_cost = fixed[STOP][0].mean_cost
+        if target_compute < probe_cost:
+            notes.append(
+                f"the target compute ({target_compute:g}) is below the probe's own mean cost "
+                f"({probe_cost:.1f} {metric}): every adaptive search pays for its probe, so no "
+                f"policy can meet it; raise the target or calibrate with a smaller --probe"
+            )
     best_fixed = max(
         options,
         key=lambda o: target.key(fixed[o][0].correct, fixed[o][0].mean_cost * problems, problems),

@@ -71,8 +71,6 @@ __all__ = ["ServeSettings", "create_app"]
 
 log = logging.getLogger("sal_plugins.serve")
 
-_DISCONNECT_POLL_S = 0.25
-
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -385,10 +383,17 @@ def _upstream_error(response: httpx.Response) -> dict[str, Any]:
 def event_fields(event: SearchEvent) -> dict[str, Any]:
     """A search event as plain JSON (the final result is sent as content, not here)."""
     return {
-        f.name: getattr(event, f.name)
+        f.name: _plain(getattr(event, f.name))
         for f in dataclasses.fields(event)
         if f.name not in ("result", "problem")
     }
+
+
+def _plain(value: Any) -> Any:
+    """A field of an event as JSON: a record (a strategy's choice) becomes an object."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
 
 
 def _sse(data: object) -> bytes:
@@ -396,9 +401,14 @@ def _sse(data: object) -> bytes:
     return f"data: {text}\n\n".encode()
 
 
-async def _until_disconnected(is_disconnected: Any) -> None:
-    while not await is_disconnected():
-        await asyncio.sleep(_DISCONNECT_POLL_S)
+async def _until_disconnected(receive: Any) -> None:
+    """Return when the client goes away.
+
+    The request body is already read, so the next ASGI message is ``http.disconnect``: the server
+    delivers it the moment the connection drops, with no polling in between.
+    """
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def create_app(settings: ServeSettings) -> Any:
@@ -487,7 +497,7 @@ def create_app(settings: ServeSettings) -> Any:
     async def _searched(strategy: SearchStrategy, problem: str, request: Request) -> SearchResult:
         """Run the search; a client that disconnects cancels it and its upstream requests."""
         search = asyncio.ensure_future(strategy.arun(problem))
-        watch = asyncio.ensure_future(_until_disconnected(request.is_disconnected))
+        watch = asyncio.ensure_future(_until_disconnected(request.receive))
         try:
             await asyncio.wait({search, watch}, return_when=asyncio.FIRST_COMPLETED)
         finally:

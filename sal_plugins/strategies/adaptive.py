@@ -26,8 +26,16 @@ hard       otherwise                                       beam_search n=16, bea
 
 A calibrated policy (``sal calibrate RUN_FOLDER``, see :mod:`sal_plugins.eval.calibrate`) fits
 the bins to a solver and verifier; the best choice depends on both (Liu et al., 2025). The
-decision, the signals it rests on and the arm run are recorded once, as a note of the result
-(``result.summary()["notes"]``, carried by the final ``SearchFinished`` event).
+decision, the signals it rests on and the arm run are recorded once, as a
+:class:`~sal_plugins.tree.Choice` of the result (``result.tree.choices``,
+``result.summary()["choices"]``) announced by a :class:`~sal_plugins.events.ChoiceMade` event
+as soon as it is made.
+
+The probe's work is reused: its samples vote when best-of-N continues (they count toward its N),
+and stay candidates of every other arm. Beam search, DVTS and particle filtering also let them
+ride along when they were scored step by step: a sample's first step is one of the first
+round's candidates, and a prefix that survives continues with the sample's next step for free
+(see :mod:`~sal_plugins.strategies._reuse`).
 
 Cost: the probe is one generation request for ``k`` samples (``k`` calls on a solver that fans
 ``n`` out) and one verifier call. Then the arm's own cost: nothing for ``stop``; for
@@ -63,7 +71,7 @@ from sal_plugins.strategies._policy import (
 )
 from sal_plugins.strategies._selection import select
 from sal_plugins.strategies.base import SearchStrategy
-from sal_plugins.tree import SearchTree
+from sal_plugins.tree import Choice, SearchTree
 
 __all__ = [
     "SIGNALS",
@@ -114,8 +122,8 @@ class Adaptive(SearchStrategy):
     Example:
         >>> search = Adaptive(solver=solver, verifier=prm, seed=0)
         >>> result = search.run("What is 23 + 48?")
-        >>> result.summary()["notes"]  # doctest: +SKIP
-        ["adaptive: probe of 4: agreement 1.00, ... -> bin 'easy' (...) -> stop and answer ..."]
+        >>> result.tree.choices[0].because  # doctest: +SKIP
+        "probe of 4: agreement 1.00, ...; bin 'easy' (agreement >= 1 and mean_score >= 0.5)"
     """
 
     name: ClassVar[str] = "adaptive"
@@ -229,26 +237,34 @@ class Adaptive(SearchStrategy):
         arm, capped = self.fitted(decision.arm)
         continues_probe = arm.strategy == "best_of_n"
         if arm.stops or (continues_probe and (arm.n or 0) <= k):
-            tree.note(self._describe(signals, decision, arm, capped, ""))
+            tree.choose(self._choice(signals, decision, arm, capped, ""))
             return Outcome(self.rank(tree, pool), "finished" if finished else "max_steps")
         if continues_probe:
             strategy = self.arm_strategy(arm, n=(arm.n or k) - k)
             reuse = f"; the probe's {len(pool)} samples vote with {(arm.n or k) - k} more"
         else:
             strategy = self.arm_strategy(arm)
-            reuse = f"; the probe's {len(pool)} samples stay candidates"
-        tree.note(self._describe(signals, decision, arm, capped, reuse))
-        outcome = yield from _shifted(strategy.plan(problem, tree), by=1)
+            riding = strategy.reusable_samples(tree, pool)
+            reuse = f"; the probe's {len(pool)} samples stay candidates" + (
+                f", {len(riding)} of them riding along step by step" if riding else ""
+            )
+        tree.choose(self._choice(signals, decision, arm, capped, reuse))
+        outcome = yield from _shifted(strategy.plan_reusing(problem, tree, pool), by=1)
         candidates = list(dict.fromkeys([*outcome.ranked, *pool]))
         done = [i for i in candidates if tree[i].finished]
         return replace(outcome, ranked=strategy.rank(tree, done or candidates))
 
-    def _describe(
+    def _choice(
         self, signals: ProbeSignals, decision: Decision, arm: PolicyArm, capped: str, reuse: str
-    ) -> str:
-        return (
-            f"adaptive: probe of {signals.samples}: {signals.describe()} -> bin "
-            f"{decision.bin!r} ({decision.because}) -> {arm.describe()}{capped}{reuse}"
+    ) -> Choice:
+        return Choice(
+            round=0,
+            choice=f"{arm.describe()}{capped}{reuse}",
+            because=(
+                f"probe of {signals.samples}: {signals.describe()}; bin {decision.bin!r} "
+                f"({decision.because})"
+            ),
+            signals={name: signals.value(name) for name in SIGNALS},
         )
 
     def rank(self, tree: SearchTree, node_ids: Sequence[int]) -> list[int]:

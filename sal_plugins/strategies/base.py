@@ -14,7 +14,7 @@ import math
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from pydantic import (
     BaseModel,
@@ -35,7 +35,7 @@ from sal_plugins.solvers.base import Solver
 from sal_plugins.solvers.prompts import DEFAULT_SYSTEM_PROMPT
 from sal_plugins.sync import run_sync
 from sal_plugins.tree import Node, SearchTree
-from sal_plugins.verifiers.base import Verifier
+from sal_plugins.verifiers.base import Verifier, is_verifier
 from sal_plugins.verifiers.function import FunctionVerifier, ScoreFunction
 
 __all__ = [
@@ -129,10 +129,22 @@ class SearchStrategy(BaseModel):
             return {**cls.sal_defaults, **data}
         return data
 
-    @field_validator("verifier", mode="before")
+    # Both parts are checked by their members ("plain" validators): a runtime protocol check
+    # costs more than the rest of a small search's set-up on Python 3.11.
+    @field_validator("solver", mode="plain")
+    @classmethod
+    def _check_solver(cls, value: Any) -> Any:
+        if not callable(getattr(value, "generate", None)):
+            raise ValueError(
+                f"{cls.__name__}(solver=...): expected a Solver (an object with async "
+                f"generate(request)), got {type(value).__name__}"
+            )
+        return value
+
+    @field_validator("verifier", mode="plain")
     @classmethod
     def _wrap_callable_verifier(cls, value: Any) -> Any:
-        if value is not None and not isinstance(value, Verifier) and not callable(value):
+        if value is not None and not is_verifier(value) and not callable(value):
             raise ValueError(
                 f"{cls.__name__}(verifier=...): expected a Verifier (an object with async "
                 "score(problem, trajectories)) or a function fn(problem, steps) -> float | "
@@ -154,6 +166,22 @@ class SearchStrategy(BaseModel):
     @abstractmethod
     def plan(self, problem: str, tree: SearchTree) -> Plan:
         """The search as a generator of work batches (see :data:`Plan`)."""
+
+    def reusable_samples(self, tree: SearchTree, samples: Sequence[int]) -> list[int]:
+        """The ``samples`` :meth:`plan_reusing` builds on (by default none: it starts afresh).
+
+        ``samples`` are scored whole solutions already in the tree; the caller keeps the ones
+        not used as candidates of its own.
+        """
+        return []
+
+    def plan_reusing(self, problem: str, tree: SearchTree, samples: Sequence[int]) -> Plan:
+        """The plan, building on ``samples``: whole solutions already in the tree, generated with
+        this search's settings and scored by its verifier (``Adaptive``'s probe).
+
+        Only :meth:`reusable_samples` are used; by default none, and this is :meth:`plan`.
+        """
+        return self.plan(problem, tree)
 
     def score_of(self, step_scores: Sequence[float]) -> float:
         """Aggregate a trajectory's step scores with this strategy's ``aggregation``."""
@@ -243,9 +271,9 @@ def _timing(
 
 
 def _as_verifier(value: Verifier | ScoreFunction | None) -> Verifier | None:
-    if value is None or isinstance(value, Verifier):
+    if value is None or is_verifier(value):
         return value
-    return FunctionVerifier(value)
+    return FunctionVerifier(cast(ScoreFunction, value))
 
 
 def _check_problem(problem: Any) -> str:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Mapping, Sequence
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -60,6 +61,7 @@ from sal_plugins.answers import warm_up_equivalence
 from sal_plugins.errors import ConfigError
 from sal_plugins.plan import Expand, Outcome, Plan, Request, Score
 from sal_plugins.results import StopReason
+from sal_plugins.strategies._reuse import Rides, expand, reusable, ride_along
 from sal_plugins.strategies._selection import Selection, sal_score, select, select_like_sal
 from sal_plugins.strategies.base import SAL_DEFAULTS, SearchStrategy
 from sal_plugins.tree import Node, SearchTree
@@ -189,6 +191,27 @@ class BeamSearch(SearchStrategy):
 
     def plan(self, problem: str, tree: SearchTree) -> Plan:
         """Rounds of expand, score and prune, as described in the module docstring."""
+        return (yield from self._rounds(tree, Rides()))
+
+    def reusable_samples(self, tree: SearchTree, samples: Sequence[int]) -> list[int]:
+        """The samples scored step by step (a beam can grow along those); none with ``sal_compat``."""
+        return [] if self.sal_compat else reusable(tree, samples)
+
+    def plan_reusing(self, problem: str, tree: SearchTree, samples: Sequence[int]) -> Plan:
+        """Beam search with ``samples`` riding along: their steps are free candidates.
+
+        Each reusable sample (see :meth:`reusable_samples`) is split into one node per step
+        (:meth:`~sal_plugins.tree.SearchTree.step_chain`), each prefix scored from the sample's
+        own step scores (:mod:`~sal_plugins.strategies._reuse`). Its first step is one of round
+        0's ``n`` candidates; whenever one of its prefixes survives the cut, its next step is one
+        of that beam's ``beam_width`` continuations, and in the last round the rest of the sample
+        is. Those candidates are neither generated nor scored again, so the search is beam search
+        with some of its samples already drawn (``usage.calls_saved`` counts them).
+        """
+        riding = self.reusable_samples(tree, samples)
+        return (yield from self._rounds(tree, ride_along(tree, riding, self.score_of)))
+
+    def _rounds(self, tree: SearchTree, rides: Rides) -> Plan:
         if self.selection != "naive":
             warm_up_equivalence()  # math-verify loads while the model generates
         active = [0]
@@ -197,13 +220,10 @@ class BeamSearch(SearchStrategy):
         for step in range(self.max_steps):
             last = step == self.max_steps - 1
             counts = spread(self.n, len(active))
-            results = yield [
-                Expand(parent=beam, n=count, round=step, to_end=last)
-                for beam, count in zip(active, counts, strict=True)
-                if count
-            ]
+            growth = [(beam, count) for beam, count in zip(active, counts, strict=True) if count]
+            results = yield from expand(rides, growth, step, to_end=last)
             candidates = _interleaved(results) if self.sal_compat else _side_by_side(results)
-            scorable = tuple(i for i in candidates if tree[i].steps)
+            scorable = tuple(i for i in candidates if tree[i].steps and i not in rides.given)
             if self.lookahead and not last and not self.sal_compat:
                 yield from score_with_lookahead(tree, scorable, self.lookahead, step)
             elif scorable:
@@ -226,7 +246,8 @@ class BeamSearch(SearchStrategy):
             active = self._keep(tree, open_)
             for pruned in set(open_) - set(active):
                 tree[pruned].pruned = True
-        return self._outcome(tree, done, unverified)
+        outcome = self._outcome(tree, done, unverified)
+        return replace(outcome, samples_saved=outcome.samples_saved + len(rides.given))
 
     def _keep(self, tree: SearchTree, open_: list[int]) -> list[int]:
         """The beams that survive the cut, in the order they grow next round."""

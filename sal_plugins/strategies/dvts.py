@@ -50,8 +50,9 @@ from pydantic import Field, model_validator
 
 from sal_plugins.answers import warm_up_equivalence
 from sal_plugins.errors import ConfigError
-from sal_plugins.plan import Expand, Outcome, Plan, Request, Score
+from sal_plugins.plan import Outcome, Plan, Score
 from sal_plugins.results import StopReason
+from sal_plugins.strategies._reuse import Rides, expand, reusable, ride_along
 from sal_plugins.strategies._selection import Selection, sal_score, select, select_like_sal
 from sal_plugins.strategies.base import SAL_DEFAULTS, SearchStrategy
 from sal_plugins.strategies.beam_search import score_with_lookahead
@@ -125,6 +126,24 @@ class DVTS(SearchStrategy):
 
     def plan(self, problem: str, tree: SearchTree) -> Plan:
         """Rounds of expand-all, score-all, keep the best candidate per subtree."""
+        return (yield from self._rounds(tree, Rides()))
+
+    def reusable_samples(self, tree: SearchTree, samples: Sequence[int]) -> list[int]:
+        """The samples scored step by step (a subtree can grow along those); none with ``sal_compat``."""
+        return [] if self.sal_compat else reusable(tree, samples)
+
+    def plan_reusing(self, problem: str, tree: SearchTree, samples: Sequence[int]) -> Plan:
+        """DVTS with ``samples`` riding along: their steps are free candidates.
+
+        As for beam search (:meth:`~sal_plugins.strategies.beam_search.BeamSearch.plan_reusing`):
+        the samples' first steps are the first subtrees' first candidates (``beam_width`` per
+        subtree, in order), and a subtree growing from a sample's prefix takes the sample's next
+        step as one of its ``beam_width`` continuations.
+        """
+        riding = self.reusable_samples(tree, samples)
+        return (yield from self._rounds(tree, ride_along(tree, riding, self.score_of)))
+
+    def _rounds(self, tree: SearchTree, rides: Rides) -> Plan:
         if self.selection != "naive":
             warm_up_equivalence()  # math-verify loads while the model generates
         current = dict.fromkeys(range(self.subtrees), 0)  # live subtree -> node it grows from
@@ -135,11 +154,11 @@ class DVTS(SearchStrategy):
                 break
             last = step == self.max_steps - 1
             live = list(current)
-            requests: list[Request] = [
-                Expand(parent=current[s], n=self.beam_width, round=step, to_end=last) for s in live
-            ]
-            results = yield requests
-            scorable = tuple(i for ids in results for i in ids if tree[i].steps)
+            growth = [(current[s], self.beam_width) for s in live]
+            results = yield from expand(rides, growth, step, to_end=last)
+            scorable = tuple(
+                i for ids in results for i in ids if tree[i].steps and i not in rides.given
+            )
             if self.lookahead and not last:
                 yield from score_with_lookahead(tree, scorable, self.lookahead, step)
             elif scorable:
@@ -172,8 +191,12 @@ class DVTS(SearchStrategy):
             stop: StopReason = (
                 "finished" if any(tree[i].finished for i in returned) else "max_steps"
             )
-            return Outcome(self.rank(tree, returned), stop)
-        return Outcome(self.best_so_far(tree), "error" if unverified else "max_steps")
+            return Outcome(self.rank(tree, returned), stop, samples_saved=len(rides.given))
+        return Outcome(
+            self.best_so_far(tree),
+            "error" if unverified else "max_steps",
+            samples_saved=len(rides.given),
+        )
 
     @staticmethod
     def _ends(tree: SearchTree, node_id: int) -> bool:

@@ -50,7 +50,9 @@ from pydantic import Field, model_validator
 
 from sal_plugins.answers import warm_up_equivalence
 from sal_plugins.errors import ConfigError
-from sal_plugins.plan import Expand, Outcome, Plan, Request, Score
+from sal_plugins.plan import Outcome, Plan, Request, Score
+from sal_plugins.results import StopReason
+from sal_plugins.strategies._reuse import Rides, expand, reusable, ride_along
 from sal_plugins.strategies._selection import Selection, select
 from sal_plugins.strategies.base import SearchStrategy
 from sal_plugins.tree import SearchTree
@@ -241,6 +243,24 @@ class ParticleFilter(SearchStrategy):
 
     def plan(self, problem: str, tree: SearchTree) -> Plan:
         """The filter, ``iterations`` times, as described in the module docstring."""
+        return (yield from self._iterations(tree, Rides()))
+
+    def reusable_samples(self, tree: SearchTree, samples: Sequence[int]) -> list[int]:
+        """The samples scored step by step (a particle can grow along those)."""
+        return reusable(tree, samples)
+
+    def plan_reusing(self, problem: str, tree: SearchTree, samples: Sequence[int]) -> Plan:
+        """Particle filtering with ``samples`` riding along: their steps are free particles.
+
+        As for beam search (:meth:`~sal_plugins.strategies.beam_search.BeamSearch.plan_reusing`):
+        each reusable sample is split into scored step nodes; its first step is one of the first
+        iteration's ``n`` initial particles, and a particle on its chain, drawn ``c`` times, takes
+        the sample's next step as one of its ``c`` continuations. Later iterations start afresh.
+        """
+        riding = self.reusable_samples(tree, samples)
+        return (yield from self._iterations(tree, ride_along(tree, riding, self.score_of)))
+
+    def _iterations(self, tree: SearchTree, rides: Rides) -> Plan:
         if self.selection != "naive":
             warm_up_equivalence()  # math-verify loads while the model generates
         rng = self.resampler()
@@ -248,19 +268,26 @@ class ParticleFilter(SearchStrategy):
         round_ = 0
         filtered = _Filtered([], 0, False)
         for iteration in range(self.iterations):
-            filtered = yield from self._filter(tree, rng, reference, round_)
+            filtered = yield from self._filter(tree, rng, reference, round_, rides)
             round_ += filtered.rounds
             if not filtered.particles:
                 break
             if iteration < self.iterations - 1:
                 reference = self._next_reference(tree, rng, filtered.particles)
         final = filtered.particles
+        saved = len(rides.given)
         if final:
-            return Outcome(self._rank_particles(tree, final))
-        return Outcome(self.best_so_far(tree), "error" if filtered.unverified else "max_steps")
+            return Outcome(self._rank_particles(tree, final), samples_saved=saved)
+        stop: StopReason = "error" if filtered.unverified else "max_steps"
+        return Outcome(self.best_so_far(tree), stop, samples_saved=saved)
 
     def _filter(
-        self, tree: SearchTree, rng: random.Random, reference: tuple[int, ...], first_round: int
+        self,
+        tree: SearchTree,
+        rng: random.Random,
+        reference: tuple[int, ...],
+        first_round: int,
+        rides: Rides,
     ) -> _Filter:
         """One run of the filter; with a ``reference`` path, conditioned on it."""
         free = self.n - (1 if reference else 0)
@@ -274,12 +301,9 @@ class ParticleFilter(SearchStrategy):
             round_ = first_round + step
             rounds += 1
             last = step == self.max_steps - 1
-            results = yield [
-                Expand(parent=node, n=count, round=round_, to_end=last)
-                for node, count in open_.items()
-            ]
+            results = yield from expand(rides, list(open_.items()), round_, to_end=last)
             new = [i for ids in results for i in ids]
-            scorable = tuple(i for i in new if tree[i].steps)
+            scorable = tuple(i for i in new if tree[i].steps and i not in rides.given)
             if scorable:
                 yield [Score(nodes=scorable, round=round_)]
             # Unscored particles have no weight, and truncated ones can neither go on nor answer.

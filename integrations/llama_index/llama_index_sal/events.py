@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import asdict, fields, is_dataclass
 from typing import Any
 
 from llama_index.core.workflow import Event, StartEvent
@@ -10,6 +10,7 @@ from pydantic import PrivateAttr
 from sal_plugins.events import (
     CandidatesGenerated,
     CandidatesScored,
+    ChoiceMade,
     RequestFailed,
     RequestRetried,
     SearchEvent,
@@ -34,11 +35,12 @@ class SearchProgressEvent(Event):
     """One step of a running search, as written to the workflow's event stream.
 
     Each wraps one :mod:`sal_plugins.events` event: the search started, candidates were generated
-    or scored, a request was retried or failed, the search finished.
+    or scored, the strategy chose how to go on, a request was retried or failed, the search
+    finished.
 
     Attributes:
         kind: the wrapped event's kind (``"search_started"``, ``"candidates_generated"``,
-            ``"candidates_scored"``, ``"request_retried"``, ``"request_failed"``,
+            ``"candidates_scored"``, ``"choice_made"``, ``"request_retried"``, ``"request_failed"``,
             ``"search_finished"``).
         elapsed_s: seconds since the search started.
         message: a one-line description, for logs and progress displays.
@@ -76,6 +78,8 @@ class SearchProgressEvent(Event):
 
 
 def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)  # a strategy's choice
     return list(value) if isinstance(value, tuple) else value
 
 
@@ -91,6 +95,8 @@ def describe(event: SearchEvent) -> str:
     if isinstance(event, CandidatesScored):
         best = "none" if event.best_score is None else f"{event.best_score:.3f}"
         return f"round {event.round}: scored {len(event.node_ids)} candidates, best {best}"
+    if isinstance(event, ChoiceMade):
+        return f"chose {event.choice.choice} ({event.choice.because})"
     if isinstance(event, RequestRetried):
         return (
             f"{event.stage} request retried (attempt {event.attempt}, wait {event.wait_s:.1f}s): "

@@ -10,12 +10,14 @@ from li_fakes import PROBLEM, SOLUTIONS, prefers_four
 from sal_plugins.events import (
     CandidatesGenerated,
     CandidatesScored,
+    ChoiceMade,
     RequestFailed,
     RequestRetried,
     SearchEvent,
     SearchStarted,
 )
 from sal_plugins.solvers import ScriptedSolver
+from sal_plugins.tree import Choice
 
 from llama_index_sal import SearchProgressEvent
 
@@ -31,6 +33,13 @@ EVENTS: list[tuple[SearchEvent, str]] = [
     (
         CandidatesScored(elapsed_s=0.2, round=2, node_ids=(3, 4), best_score=None),
         "round 2: scored 2 candidates, best none",
+    ),
+    (
+        ChoiceMade(
+            elapsed_s=0.25,
+            choice=Choice(0, "beam_search n=16", "bin 'hard'", {"agreement": 0.25}),
+        ),
+        "chose beam_search n=16 (bin 'hard')",
     ),
     (
         RequestRetried(elapsed_s=0.3, stage="generate", attempt=1, error="HTTP 503", wait_s=0.5),
