@@ -380,8 +380,8 @@ class FakeServer:
         partial = ""
         if messages and messages[-1].get("role") == "assistant":
             partial = messages[-1].get("content") or ""
-        elif "<partial>" in problem:  # instructed continuation puts the partial in the user turn
-            partial = problem.split("<partial>", 1)[1].split("</partial>", 1)[0]
+        elif (instructed := _PARTIAL.search(problem)) is not None:
+            partial = instructed[1]  # an instructed continuation: the partial is in the user turn
         return await self._generate(body, problem, partial, chat=True)
 
     async def _verdict(self, body: dict[str, Any], messages: list[dict[str, Any]]) -> JSONResponse:

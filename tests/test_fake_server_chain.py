@@ -164,3 +164,37 @@ def test_bad_task_settings_are_refused() -> None:
         module.FakeServer(0.0, 0.0, task="chains")
     with pytest.raises(ValueError, match="slip"):
         module.FakeServer(0.0, 0.0, task="chain", slip=1.5)
+
+
+async def test_the_plain_mode_reads_an_instructed_partial_too() -> None:
+    module = fake_server_module()
+    with module.serving(module.FakeServer(0.0, 0.0), nodelay=True) as url:
+        request = GenerationRequest(
+            problem="What is 2 + 3?",
+            prefix_steps=("Step one", "Step two"),
+            n=2,
+            stop=("\n\n",),
+            temperature=1.0,
+            seed=3,
+        )
+        texts = {}
+        for continuation in ("native", "instructed"):
+            solver = OpenAISolver(model="fake", base_url=f"{url}/v1", continuation=continuation)
+            try:
+                response = await solver.generate(request)
+            finally:
+                await solver.aclose()
+            texts[continuation] = [g.text for g in response.generations]
+        fresh = OpenAISolver(model="fake", base_url=f"{url}/v1", continuation="instructed")
+        try:
+            first = await fresh.generate(GenerationRequest(problem="What is 2 + 3?", n=1, seed=3))
+        finally:
+            await fresh.aclose()
+
+    # Both continue after the two steps given (the step written is numbered by them); the
+    # instructed request used to be read as a fresh start.
+    def labels(found: list[str]) -> list[str]:
+        return [text.split(":")[0] for text in found]
+
+    assert labels(texts["native"]) == labels(texts["instructed"])
+    assert labels(texts["instructed"])[0] != labels([first.generations[0].text])[0]
