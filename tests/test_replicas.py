@@ -445,22 +445,32 @@ async def test_a_replica_stopped_mid_run_loses_no_problem_and_no_retry() -> None
     assert lost.failures >= 1 and "connection" in str(lost.last_error).lower()
 
 
-async def test_a_pooling_prm_spreads_over_two_endpoints_and_survives_losing_one() -> None:
+async def test_a_pooling_prm_keeps_a_problem_on_one_endpoint_and_survives_losing_one() -> None:
     trajectories = [Trajectory(("Add the numbers: 2 + 3 = 5.", "So 5 - 3 = 2."))] * 2
+    problems = [f"What is {a} + 3?" for a in range(2, 9)]  # odd: round robin would move them
     with upstreams(0.0) as (reference,):
         single = PoolingPRM(model="prm", base_url=reference.root)
-        expected = [j.step_scores for j in await single.score("What is 2 + 3?", trajectories)]
+        expected = {
+            p: [j.step_scores for j in await single.score(p, trajectories)] for p in problems
+        }
     with upstreams(0.0, 0.0) as (first, second):
         prm = PoolingPRM(model="prm", base_url=[first.root, second.root])
-        for _ in range(4):
-            judged = await prm.score("What is 2 + 3?", trajectories)
-            assert [j.step_scores for j in judged] == expected
-        assert first.server.stats.pooling_requests == 2 == second.server.stats.pooling_requests
+        servers = (first.server.stats, second.server.stats)
+        homes: dict[str, set[int]] = {}
+        for problem in problems * 3:  # each problem scored three times
+            before = [stats.pooling_requests for stats in servers]
+            judged = await prm.score(problem, trajectories)
+            assert [j.step_scores for j in judged] == expected[problem]
+            after = [stats.pooling_requests for stats in servers]
+            homes.setdefault(problem, set()).update(i for i in range(2) if after[i] > before[i])
+        assert all(len(home) == 1 for home in homes.values()), homes  # its prefix stays cached
+        assert {i for home in homes.values() for i in home} == {0, 1}  # both serve some
         second.stop.close()
-        for _ in range(3):
-            judged = await prm.score("What is 2 + 3?", trajectories)
-            assert [j.step_scores for j in judged] == expected
-        assert first.server.stats.pooling_requests == 5
+        served = first.server.stats.pooling_requests
+        for problem in problems:
+            judged = await prm.score(problem, trajectories)
+            assert [j.step_scores for j in judged] == expected[problem]
+        assert first.server.stats.pooling_requests == served + len(problems)
         assert [r.url for r in prm.endpoint.replicas.healthy()] == [first.root]
 
 

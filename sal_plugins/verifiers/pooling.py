@@ -9,6 +9,7 @@ from typing import Any, Literal
 import httpx
 
 from sal_plugins.errors import ConfigError, ScoreCountError, VerifierError
+from sal_plugins.replicas import affinity_of
 from sal_plugins.solvers.prompts import ChatMessage
 from sal_plugins.verifiers._http import HTTPClient, HTTPEndpoint, HTTPStatusError, server_root
 from sal_plugins.verifiers._scores import (
@@ -186,7 +187,7 @@ class PoolingPRM:
             return await self._score_prefix_ends(problem, trajectories)
         texts = [self.render(problem, t.steps) for t in trajectories]
         async with self.endpoint.client() as client:
-            rows_per_input = await self._pool_all(client, texts)
+            rows_per_input = await self._pool_all(client, texts, affinity_of(problem))
             pairs = enumerate(zip(trajectories, rows_per_input, strict=True))
             scores = await gather_all(
                 *(
@@ -211,7 +212,9 @@ class PoolingPRM:
         rows_per_input: list[list[Any]] = []
         if texts:
             async with self.endpoint.client() as client:
-                rows_per_input = await self._pool_all(client, texts, flat_ok=True)
+                rows_per_input = await self._pool_all(
+                    client, texts, affinity_of(problem), flat_ok=True
+                )
         for index, rows in enumerate(rows_per_input):
             if not rows:
                 raise VerifierError(f"result {index} has no score rows", verifier=self.name)
@@ -223,25 +226,33 @@ class PoolingPRM:
         return check_scores(self, trajectories, judgements)
 
     async def _pool_all(
-        self, client: HTTPClient, texts: list[str], *, flat_ok: bool = False
+        self, client: HTTPClient, texts: list[str], affinity: str, *, flat_ok: bool = False
     ) -> list[list[Any]]:
-        """Rows for every text, in ``max_batch_size`` chunks sent concurrently."""
+        """Rows for every text, in ``max_batch_size`` chunks sent concurrently.
+
+        ``affinity`` (:func:`~sal_plugins.replicas.affinity_of` the problem) keeps one search's
+        requests on one replica, where its shared prompt prefix is cached.
+        """
         size = self.max_batch_size or len(texts)
         chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
-        answers = await gather_all(*(self._pool(client, chunk, flat_ok) for chunk in chunks))
+        answers = await gather_all(
+            *(self._pool(client, chunk, flat_ok, affinity) for chunk in chunks)
+        )
         return [rows for answer in answers for rows in answer]
 
-    async def _pool(self, client: HTTPClient, texts: list[str], flat_ok: bool) -> list[list[Any]]:
+    async def _pool(
+        self, client: HTTPClient, texts: list[str], flat_ok: bool, affinity: str
+    ) -> list[list[Any]]:
         if self._send_lists:
             try:
-                answer = await self._post_pooling(client, texts)
+                answer = await self._post_pooling(client, texts, affinity)
             except HTTPStatusError as error:
                 if self.batch_input is not None or error.status_code not in (400, 422):
                     raise
                 self._send_lists = False  # the server takes one string per request
             else:
                 return self._rows(answer, len(texts), flat_ok)
-        singles = await gather_all(*(self._post_pooling(client, text) for text in texts))
+        singles = await gather_all(*(self._post_pooling(client, text, affinity) for text in texts))
         return [rows for answer in singles for rows in self._rows(answer, 1, flat_ok)]
 
     def _body(self, pooling_input: str | list[str]) -> dict[str, Any]:
@@ -250,15 +261,21 @@ class PoolingPRM:
             body["task"] = self.task
         return body
 
-    async def _post_pooling(self, client: HTTPClient, pooling_input: str | list[str]) -> Any:
+    async def _post_pooling(
+        self, client: HTTPClient, pooling_input: str | list[str], affinity: str
+    ) -> Any:
         """POST to ``/pooling``; a server that rejects the ``task`` field is asked again without."""
         try:
-            return await self.endpoint.post(client, "/pooling", self._body(pooling_input))
+            return await self.endpoint.post(
+                client, "/pooling", self._body(pooling_input), affinity=affinity
+            )
         except HTTPStatusError as error:
             if not self._send_task or not _rejects_task(error):
                 raise
         self._send_task = False  # a server from before the task split: remembered
-        return await self.endpoint.post(client, "/pooling", self._body(pooling_input))
+        return await self.endpoint.post(
+            client, "/pooling", self._body(pooling_input), affinity=affinity
+        )
 
     def _rows(self, answer: object, count: int, flat_ok: bool = False) -> list[list[Any]]:
         items = ordered_data(answer, count, verifier=self.name)
