@@ -173,3 +173,19 @@ def test_unknown_call_arguments_are_rejected_by_the_chat_model_and_the_runnables
     runnable = BestOfNRunnable(solver=solver, n=3, selection="majority")
     with pytest.raises(ConfigError, match=r"unknown call arguments \['beam_width'\].*selection"):
         runnable.invoke(PROBLEM, beam_width=2)
+
+
+async def test_an_adaptive_search_dispatches_what_it_chose() -> None:
+    votes = {"strategy": "best_of_n", "n": 3, "settings": {"selection": "majority"}}
+    model = SearchChatModel(
+        strategy="adaptive",
+        solver=NamedChatModel(responses=SOLUTIONS),
+        policy={"probe": 2, "otherwise": votes},
+    )
+    events = [e async for e in model.astream_events(PROBLEM, version="v2")]
+    chosen = [
+        e for e in events if e["event"] == "on_custom_event" and e["name"] == "sal.choice_made"
+    ]
+    assert len(chosen) == 1
+    choice = chosen[0]["data"].choice
+    assert choice.choice.startswith("best_of_n n=3") and "probe of 2" in choice.because
