@@ -136,6 +136,8 @@ STRATEGIES = [
     "best_of_n-majority",
     "beam_search",
     "dvts",
+    "particle_filter",
+    "adaptive",
     "self_revision",
 ]
 
@@ -165,6 +167,11 @@ def strategy(
         return sal.BeamSearch(**{"n": 4, "beam_width": 2, "max_steps": 4, **shared})
     if kind == "dvts":
         return sal.DVTS(**{"n": 4, "beam_width": 2, "max_steps": 3, **shared})
+    if kind == "particle_filter":
+        return sal.ParticleFilter(**{"n": 4, "max_steps": 4, **shared})
+    if kind == "adaptive":  # a probe of 2, then beam search with the probe riding along
+        arm = {"strategy": "beam_search", "n": 4, "settings": {"beam_width": 2, "max_steps": 4}}
+        return sal.Adaptive(**{"policy": {"probe": 2, "otherwise": arm}, **shared})
     if kind == "self_revision":
         return sal.SelfRevision(**{"n": 4, "max_revisions": 2, "threshold": 0.5, **shared})
     raise AssertionError(kind)

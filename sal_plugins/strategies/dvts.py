@@ -163,8 +163,8 @@ class DVTS(SearchStrategy):
                 yield from score_with_lookahead(tree, scorable, self.lookahead, step)
             elif scorable:
                 yield [Score(nodes=scorable, round=step)]
-            if self.stop_at_boxed:
-                self._finish_at_boxed(tree, scorable)
+            if self.stop_at_boxed:  # free candidates from riding samples too
+                self._finish_at_boxed(tree, [i for ids in results for i in ids if tree[i].steps])
             for subtree, ids in zip(live, results, strict=True):
                 candidates = [i for i in ids if tree[i].steps]
                 scored = [i for i in candidates if tree[i].score is not None]
