@@ -191,6 +191,17 @@ def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+def _choice(index: int, text: str, stop_reason: str | None, chat: bool) -> dict[str, Any]:
+    """One choice, vLLM-shaped (``stop_reason``: the stop string matched, ``None`` at the end)."""
+    choice: dict[str, Any] = {"index": index, "finish_reason": "stop", "logprobs": None}
+    choice["stop_reason"] = stop_reason
+    if chat:
+        choice["message"] = {"role": "assistant", "content": text}
+    else:
+        choice["text"] = text
+    return choice
+
+
 class FakeServer:
     """The application and its settings.
 
@@ -296,13 +307,7 @@ class FakeServer:
             else:
                 text, stop_reason = DELIMITER.join(rest), None
             tokens += _tokens(text)
-            choice: dict[str, Any] = {"index": index, "finish_reason": "stop", "logprobs": None}
-            choice["stop_reason"] = stop_reason
-            if chat:
-                choice["message"] = {"role": "assistant", "content": text}
-            else:
-                choice["text"] = text
-            choices.append(choice)
+            choices.append(_choice(index, text, stop_reason, chat))
         return choices, tokens
 
     def _chain_choices(
@@ -319,9 +324,6 @@ class FakeServer:
         problem = chain_task.find_problem(prompt)
         if problem is None:
             raise HTTPException(400, "task chain: no 'Start at N. Add A, then B, ...' problem")
-        partial = _PARTIAL.search(prompt)
-        if partial is not None and not written:  # an instructed continuation
-            written = [s for s in partial[1].split(DELIMITER) if s.strip()]
         to_end = DELIMITER not in stop
         temperature = float(body.get("temperature", 1.0))
         choices, tokens = [], 0
@@ -333,13 +335,7 @@ class FakeServer:
             steps, ends = chain_task.write(problem, written, key, self.slip, to_end=to_end)
             text = DELIMITER.join(steps)
             tokens += chain_task.tokens(text)
-            choice: dict[str, Any] = {"index": index, "finish_reason": "stop", "logprobs": None}
-            choice["stop_reason"] = None if ends else DELIMITER
-            if chat:
-                choice["message"] = {"role": "assistant", "content": text}
-            else:
-                choice["text"] = text
-            choices.append(choice)
+            choices.append(_choice(index, text, None if ends else DELIMITER, chat))
         return choices, tokens
 
     async def _generate(

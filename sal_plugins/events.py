@@ -9,8 +9,9 @@ and last one :class:`SearchFinished` that carries the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, Literal
 
 from sal_plugins.results import SearchResult
 from sal_plugins.tree import Choice
@@ -24,6 +25,7 @@ __all__ = [
     "SearchEvent",
     "SearchFinished",
     "SearchStarted",
+    "event_data",
 ]
 
 
@@ -118,3 +120,18 @@ class SearchFinished(SearchEvent):
 
     result: SearchResult
     kind: str = field(init=False, default="search_finished")
+
+
+def event_data(event: SearchEvent, *, exclude: Collection[str] = ()) -> dict[str, Any]:
+    """An event's fields as JSON-ready values, but for ``exclude``.
+
+    Records (a :class:`ChoiceMade`'s choice) become dicts and tuples lists; the one place that
+    says how an event is written out (``sal serve``'s progress chunks, LlamaIndex's events).
+    """
+    return {f.name: _plain(getattr(event, f.name)) for f in fields(event) if f.name not in exclude}
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return list(value) if isinstance(value, tuple) else value

@@ -26,7 +26,7 @@ from accuracy_scripted import NoisyPRM, SlipSolver
 import sal_plugins as sal
 from sal_plugins.errors import SalError
 from sal_plugins.solvers import OpenAISolver
-from sal_plugins.solvers.base import GenerationRequest
+from sal_plugins.solvers.base import ContinuationMode, GenerationRequest
 from sal_plugins.verifiers import PoolingPRM, Trajectory
 
 SLIP, NOISE = 0.25, 0.15
@@ -129,21 +129,28 @@ async def test_noise_is_fixed_per_judged_prefix(root: str) -> None:
     assert len(set(whole.step_scores)) == len(steps)  # the noise is there
 
 
+async def generated(
+    root: str, continuation: ContinuationMode, request: GenerationRequest
+) -> list[str]:
+    """The texts the fake server at ``root`` writes for ``request`` in one continuation mode."""
+    solver = OpenAISolver(model="fake", base_url=f"{root}/v1", continuation=continuation)
+    try:
+        response = await solver.generate(request)
+    finally:
+        await solver.aclose()
+    return [g.text for g in response.generations]
+
+
 @pytest.mark.parametrize("mode", ["completion", "instructed"])
-async def test_every_continuation_mode_reads_the_same_partial(root: str, mode: str) -> None:
+async def test_every_continuation_mode_reads_the_same_partial(
+    root: str, mode: ContinuationMode
+) -> None:
     problem, _ = PROBLEMS[1]
     prefix = tuple(task.write(problem, (), 5, SLIP, to_end=True)[0][:3])
     request = GenerationRequest(
         problem=problem, prefix_steps=prefix, n=3, stop=("\n\n",), temperature=1.0, seed=40
     )
-    texts = {}
-    for continuation in ("native", mode):
-        solver = OpenAISolver(model="fake", base_url=f"{root}/v1", continuation=continuation)
-        try:
-            response = await solver.generate(request)
-        finally:
-            await solver.aclose()
-        texts[continuation] = [g.text for g in response.generations]
+    texts = {c: await generated(root, c, request) for c in ("native", mode)}
     expected = [task.write(problem, prefix, 40 + i, SLIP, to_end=False)[0][0] for i in range(3)]
     assert texts["native"] == texts[mode] == expected
 
@@ -177,19 +184,9 @@ async def test_the_plain_mode_reads_an_instructed_partial_too() -> None:
             temperature=1.0,
             seed=3,
         )
-        texts = {}
-        for continuation in ("native", "instructed"):
-            solver = OpenAISolver(model="fake", base_url=f"{url}/v1", continuation=continuation)
-            try:
-                response = await solver.generate(request)
-            finally:
-                await solver.aclose()
-            texts[continuation] = [g.text for g in response.generations]
-        fresh = OpenAISolver(model="fake", base_url=f"{url}/v1", continuation="instructed")
-        try:
-            first = await fresh.generate(GenerationRequest(problem="What is 2 + 3?", n=1, seed=3))
-        finally:
-            await fresh.aclose()
+        texts = {c: await generated(url, c, request) for c in ("native", "instructed")}
+        fresh = GenerationRequest(problem="What is 2 + 3?", n=1, seed=3)
+        first = await generated(url, "instructed", fresh)
 
     # Both continue after the two steps given (the step written is numbered by them); the
     # instructed request used to be read as a fresh start.
@@ -197,4 +194,4 @@ async def test_the_plain_mode_reads_an_instructed_partial_too() -> None:
         return [text.split(":")[0] for text in found]
 
     assert labels(texts["native"]) == labels(texts["instructed"])
-    assert labels(texts["instructed"])[0] != labels([first.generations[0].text])[0]
+    assert labels(texts["instructed"])[0] != labels(first)[0]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import time
@@ -35,7 +34,7 @@ from sal_plugins.errors import (
     SearchError,
     TransientError,
 )
-from sal_plugins.events import SearchEvent, SearchFinished
+from sal_plugins.events import SearchEvent, SearchFinished, event_data
 from sal_plugins.faults import is_transient_status, translate_sdk_error
 from sal_plugins.replicas import Replica, ReplicaSet
 from sal_plugins.results import SearchResult
@@ -382,18 +381,7 @@ def _upstream_error(response: httpx.Response) -> dict[str, Any]:
 
 def event_fields(event: SearchEvent) -> dict[str, Any]:
     """A search event as plain JSON (the final result is sent as content, not here)."""
-    return {
-        f.name: _plain(getattr(event, f.name))
-        for f in dataclasses.fields(event)
-        if f.name not in ("result", "problem")
-    }
-
-
-def _plain(value: Any) -> Any:
-    """A field of an event as JSON: a record (a strategy's choice) becomes an object."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return value
+    return event_data(event, exclude=("result", "problem"))
 
 
 def _sse(data: object) -> bytes:

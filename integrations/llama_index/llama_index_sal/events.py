@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields, is_dataclass
 from typing import Any
 
 from llama_index.core.workflow import Event, StartEvent
@@ -16,6 +15,7 @@ from sal_plugins.events import (
     SearchEvent,
     SearchFinished,
     SearchStarted,
+    event_data,
 )
 
 __all__ = ["SearchProgressEvent", "SearchStartEvent"]
@@ -65,22 +65,12 @@ class SearchProgressEvent(Event):
         if isinstance(event, SearchFinished):
             data: dict[str, Any] = event.result.summary()
         else:
-            data = {
-                f.name: _plain(getattr(event, f.name))
-                for f in fields(event)
-                if f.name not in ("kind", "elapsed_s")
-            }
+            data = event_data(event, exclude=("kind", "elapsed_s"))
         progress = cls(
             kind=event.kind, elapsed_s=event.elapsed_s, message=describe(event), data=data
         )
         progress._sal_event = event
         return progress
-
-
-def _plain(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)  # a strategy's choice
-    return list(value) if isinstance(value, tuple) else value
 
 
 def describe(event: SearchEvent) -> str:
