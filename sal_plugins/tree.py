@@ -98,6 +98,15 @@ class Node:
         return self.stop_kind == "length"
 
     @property
+    def scored_per_step(self) -> bool:
+        """The verifier gave each of this trajectory's steps a score of its own."""
+        return (
+            bool(self.steps)
+            and self.step_scores is not None
+            and len(self.step_scores) == len(self.steps)
+        )
+
+    @property
     def failed(self) -> bool:
         """Generation failed here (the node holds the error, not text)."""
         return self.error is not None and not self.text and self.stop_kind is None
@@ -188,7 +197,7 @@ class SearchTree:
         own = node.steps[len(base) :]
         if len(own) <= 1 or node.steps[: len(base)] != base:
             return [node_id]
-        per_step = node.step_scores is not None and len(node.step_scores) == len(node.steps)
+        per_step = node.scored_per_step
         chain = []
         for depth in range(len(base) + 1, len(node.steps)):
             prefix = self.add(

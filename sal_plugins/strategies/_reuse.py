@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 from sal_plugins.plan import Expand, Request
-from sal_plugins.tree import Node, SearchTree
+from sal_plugins.tree import SearchTree
 
 __all__ = ["Rides", "expand", "reusable", "ride_along"]
 
@@ -28,17 +28,9 @@ Growth = Sequence[tuple[int, int]]
 """``(node id, continuations wanted)`` per node to grow."""
 
 
-def _scored_per_step(node: Node) -> bool:
-    return (
-        bool(node.steps)
-        and node.step_scores is not None
-        and (len(node.step_scores) == len(node.steps))
-    )
-
-
 def reusable(tree: SearchTree, samples: Sequence[int]) -> list[int]:
     """The samples whose every step has its own score (those can ride along)."""
-    return [i for i in samples if _scored_per_step(tree[i])]
+    return [i for i in samples if tree[i].scored_per_step]
 
 
 @dataclass
