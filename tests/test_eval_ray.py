@@ -13,10 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import types
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,7 @@ from _fake_upstream import fake_server_module, fake_upstream
 from sal_plugins import _cli_eval, cli
 from sal_plugins.errors import ConfigError, MissingDependencyError
 from sal_plugins.eval import distributed
-from sal_plugins.solvers import ScriptedSolver
+from sal_plugins.solvers import OpenAISolver, ScriptedSolver
 
 HERE = Path(__file__).resolve().parent
 ARMS = ["--strategy", "best_of_n,beam_search", "--n", "1,4"]
@@ -303,6 +306,41 @@ def test_an_interrupted_ray_run_resumes(
     assert resumed + first_stats["generation_requests"] >= local_stats["generation_requests"]
 
 
+DYING = Path(tempfile.gettempdir()) / f"sal-test-eval-ray-{os.getuid()}"
+"""Shared with the Ray workers: the solver's URL, and once armed, which worker dies."""
+
+
+@dataclass
+class DieMidSearch:
+    """An ``OpenAISolver`` whose process exits once the run is armed, right after a request.
+
+    The first worker to generate after ``DYING / "armed"`` appears dies with the request sent
+    and counted by the server, so its search is lost mid-way, whenever the kill comes.
+    """
+
+    inner: OpenAISolver
+
+    @property
+    def capabilities(self) -> Any:
+        return self.inner.capabilities
+
+    async def generate(self, request: Any) -> Any:
+        response = await self.inner.generate(request)
+        if (DYING / "armed").exists():
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(DYING / "victim", os.O_CREAT | os.O_EXCL))
+                os._exit(1)  # the actor's process is lost, as a crashed node's would be
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def dying_solver() -> DieMidSearch:
+    url = (DYING / "url").read_text(encoding="utf-8")
+    return DieMidSearch(OpenAISolver(model="fake", base_url=url))
+
+
 def test_a_lost_actor_loses_no_problem(
     ray_local: Any,
     dataset: Path,
@@ -314,21 +352,14 @@ def test_a_lost_actor_loses_no_problem(
     local_rows, local_stats = local_run
     module = fake_server_module()
     slow = module.FakeServer(gen_latency=0.1, prm_latency=0.0, jitter=True)
-
-    def actor_names() -> set[str]:
-        found = ray_local.util.list_named_actors(all_namespaces=True)
-        return {a["name"] for a in found if a["name"].startswith("sal-eval-")}
-
-    earlier = actor_names()  # earlier tests' actors, killed already
-
-    def kill_one_actor() -> None:
-        victim = sorted(actor_names() - earlier)[0]
-        ray_local.kill(ray_local.get_actor(victim))
+    shutil.rmtree(DYING, ignore_errors=True)
+    DYING.mkdir()
 
     out = tmp_path / "run"
     with module.serving(slow) as root:
+        (DYING / "url").write_text(f"{root}/v1", encoding="utf-8")
         # the queue runs arm by arm: after 13 records both actors are mid beam search
-        stop_after(monkeypatch, 13, kill_one_actor)
+        stop_after(monkeypatch, 13, (DYING / "armed").touch)
         code, _, err = evaluate(
             capsys,
             str(dataset),
@@ -343,9 +374,12 @@ def test_a_lost_actor_loses_no_problem(
             "--out",
             str(out),
             *model_flags(root),
+            "--solver-factory",
+            f"{__name__}:dying_solver",
         )
         requests = stats(root)["generation_requests"]
     assert code == 0, err
+    assert (DYING / "victim").exists()  # one actor died mid-search
     rows = records_of(out)
     assert len(rows) == PROBLEMS * ARM_COUNT
     assert by_search(rows) == by_search(local_rows)
