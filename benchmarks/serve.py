@@ -20,15 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import httpx
 import openai
 from _server import fake_server
@@ -126,6 +129,66 @@ def problem(index: int) -> str:
     return PROBLEM.format(a=10 + index % 50, b=20 + index % 30)
 
 
+CLIENTS = ("http", "openai", "openai-httpx")
+
+
+@contextlib.asynccontextmanager
+async def requester(kind: str, url: str, n: int) -> AsyncIterator[Callable[[int], Awaitable[str]]]:
+    """A function sending request ``i`` (problem ``i``, seed ``i``) and returning the answer.
+
+    ``http`` posts the JSON body with aiohttp and reads the answer with ``json.loads``, as a load
+    generator would; ``openai`` and ``openai-httpx`` go through the SDK (over aiohttp or httpx),
+    whose request building and response models cost the client about 1-2 ms per request.
+    """
+
+    def body(i: int) -> dict[str, Any]:
+        return {
+            "model": "best_of_n:fake",
+            "messages": [{"role": "user", "content": problem(i)}],
+            "seed": i,
+            "sal": {"n": n},
+        }
+
+    if kind == "http":
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+            async def post(i: int) -> str:
+                async with session.post(f"{url}/chat/completions", json=body(i)) as response:
+                    answer = json.loads(await response.read())
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}: {answer}")
+                return str(answer["choices"][0]["message"]["content"])
+
+            yield post
+        return
+    client = openai.AsyncOpenAI(
+        base_url=url,
+        api_key="none",
+        max_retries=0,
+        timeout=120,
+        http_client=(
+            openai.DefaultAioHttpClient(timeout=120)
+            if kind == "openai"
+            else httpx.AsyncClient(limits=httpx.Limits(max_connections=1000), timeout=120)
+        ),
+    )
+
+    async def create(i: int) -> str:
+        fields = body(i)
+        completion = await client.chat.completions.create(
+            model=fields["model"],
+            messages=fields["messages"],
+            seed=i,
+            extra_body={"sal": fields["sal"]},
+        )
+        return str(completion.choices[0].message.content)
+
+    try:
+        yield create
+    finally:
+        await client.close()
+
+
 async def timed(calls: list[Callable[[], Awaitable[object]]]) -> tuple[list[float], int, float]:
     """Run the calls concurrently; their latencies, the error count and the wall time."""
 
@@ -161,9 +224,10 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=4)
     parser.add_argument(
         "--client",
-        choices=("aiohttp", "httpx"),
-        default="aiohttp",
-        help="the openai client's HTTP backend (aiohttp: openai[aiohttp]; httpx: the SDK default)",
+        choices=CLIENTS,
+        default="http",
+        help="what sends the requests to sal serve (http: plain aiohttp posts, as a load "
+        "generator does; openai: the openai SDK over aiohttp; openai-httpx: the SDK's default)",
     )
     parser.add_argument("--gen-latency", type=float, default=0.2, help="seconds per generation")
     parser.add_argument("--prm-latency", type=float, default=0.05, help="seconds per PRM call")
@@ -172,76 +236,62 @@ async def main() -> None:
         fake_server(args.gen_latency, args.prm_latency) as root,
         sal_serve(root) as (url, pid),
     ):
-        meter = CPUMeter(pid, child_pid("fake_server.py"))
-        solver = OpenAISolver(model="fake", base_url=f"{root}/v1", api_key="none")
-        prm = PoolingPRM(model="fake-prm", base_url=root)
-        client = openai.AsyncOpenAI(
-            base_url=url,
-            api_key="none",
-            max_retries=0,
-            timeout=120,
-            http_client=(
-                openai.DefaultAioHttpClient(timeout=120)
-                if args.client == "aiohttp"
-                else httpx.AsyncClient(limits=httpx.Limits(max_connections=1000), timeout=120)
+        async with requester(args.client, url, args.n) as send:
+            await waves(args, root, pid, send)
+
+
+async def waves(
+    args: argparse.Namespace, root: str, pid: int, send: Callable[[int], Awaitable[str]]
+) -> None:
+    """In-process, then through ``sal serve``, ``args.repeats`` times; prints a row for each."""
+    meter = CPUMeter(pid, child_pid("fake_server.py"))
+    solver = OpenAISolver(model="fake", base_url=f"{root}/v1", api_key="none")
+    prm = PoolingPRM(model="fake-prm", base_url=root)
+    print(
+        f"{args.requests} concurrent best-of-{args.n} searches per wave, {args.repeats} waves; "
+        f"upstream {args.gen_latency} s per generation, {args.prm_latency} s per PRM call"
+    )
+    print(
+        "| path | requests | searches / s | p50 s | p99 s | errors "
+        "| CPU ms/request: client | sal serve | upstream | server RSS MiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    ratios = []
+    for repeat in range(args.repeats):  # bounded
+        local = [
+            (
+                lambda i=i: sal.BestOfN(solver=solver, verifier=prm, n=args.n, seed=i).arun(
+                    problem(i)
+                )
+            )
+            for i in range(args.requests)
+        ]
+        start = meter.read()
+        in_process = await timed(local)  # type: ignore[arg-type]
+        middle = meter.read()
+        remote = [lambda i=i: send(i) for i in range(args.requests)]
+        proxied = await timed(remote)  # type: ignore[arg-type]
+        end = meter.read()
+        count = args.requests
+        print(
+            row(
+                f"in-process #{repeat + 1}",
+                *in_process,
+                meter.per_request(start, middle, count),
+                "-",
+            )
+        )
+        print(
+            row(
+                f"sal serve #{repeat + 1}",
+                *proxied,
+                meter.per_request(middle, end, count),
+                f"{rss_mib(pid):.0f}",
             ),
+            flush=True,
         )
-        print(
-            f"{args.requests} concurrent best-of-{args.n} searches per wave, {args.repeats} waves; "
-            f"upstream {args.gen_latency} s per generation, {args.prm_latency} s per PRM call"
-        )
-        print(
-            "| path | requests | searches / s | p50 s | p99 s | errors "
-            "| CPU ms/request: client | sal serve | upstream | server RSS MiB |"
-        )
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        ratios = []
-        for repeat in range(args.repeats):  # bounded
-            local = [
-                (
-                    lambda i=i: sal.BestOfN(solver=solver, verifier=prm, n=args.n, seed=i).arun(
-                        problem(i)
-                    )
-                )
-                for i in range(args.requests)
-            ]
-            start = meter.read()
-            in_process = await timed(local)  # type: ignore[arg-type]
-            middle = meter.read()
-            remote = [
-                (
-                    lambda i=i: client.chat.completions.create(
-                        model="best_of_n:fake",
-                        messages=[{"role": "user", "content": problem(i)}],
-                        seed=i,
-                        extra_body={"sal": {"n": args.n}},
-                    )
-                )
-                for i in range(args.requests)
-            ]
-            proxied = await timed(remote)  # type: ignore[arg-type]
-            end = meter.read()
-            count = args.requests
-            print(
-                row(
-                    f"in-process #{repeat + 1}",
-                    *in_process,
-                    meter.per_request(start, middle, count),
-                    "-",
-                )
-            )
-            print(
-                row(
-                    f"sal serve #{repeat + 1}",
-                    *proxied,
-                    meter.per_request(middle, end, count),
-                    f"{rss_mib(pid):.0f}",
-                ),
-                flush=True,
-            )
-            if in_process[0] and proxied[0]:
-                ratios.append(statistics.median(proxied[0]) / statistics.median(in_process[0]))
-        await client.close()
+        if in_process[0] and proxied[0]:
+            ratios.append(statistics.median(proxied[0]) / statistics.median(in_process[0]))
     print(f"\np50 through sal serve / in-process: {', '.join(f'{r:.2f}' for r in ratios)}")
 
 

@@ -76,6 +76,17 @@ def add_serve_parser(commands: Any) -> None:
     server.add_argument(
         "--grace", type=float, default=30.0, help="seconds in-flight searches get at shutdown"
     )
+    server.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="do not write a JSON line per request to stderr",
+    )
+    server.add_argument(
+        "--log-bodies",
+        action="store_true",
+        help="put request bodies in the access log (credentials masked; off by default)",
+    )
     parser.set_defaults(handler=serve_command)
 
 
@@ -126,7 +137,7 @@ def serve_command(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from sal_plugins.serve import ServeSettings, create_app
+        from sal_plugins.serve import ServeSettings, create_app, log_access_to
     except ImportError as error:
         raise MissingDependencyError("sal serve", "serve") from error
     if args.max_concurrency_per_key < 1 or args.max_body_bytes < 1:
@@ -149,8 +160,11 @@ def serve_command(args: argparse.Namespace) -> int:
             api_keys=keys,
             max_concurrency_per_key=args.max_concurrency_per_key,
             max_body_bytes=args.max_body_bytes,
+            log_bodies=args.log_bodies,
         )
         app = create_app(settings)
+        if args.access_log:
+            log_access_to(sys.stderr)
         config = uvicorn.Config(
             app,
             host=args.host,

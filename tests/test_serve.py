@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import json
+import logging
 import re
 import sys
 import threading
@@ -28,7 +31,9 @@ from sal_plugins.verifiers import PoolingPRM
 pytest.importorskip("fastapi")
 import uvicorn
 
-from sal_plugins.serve import ServeSettings, create_app
+from sal_plugins.serve import ACCESS_LOGGER, ServeSettings, create_app
+from sal_plugins.serve._access import key_fingerprint
+from sal_plugins.serve._heap import YOUNG_THRESHOLD
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from _server import fake_server, reset, stats
@@ -327,7 +332,10 @@ def test_a_key_over_its_concurrency_limit_gets_429_with_retry_after(slow_upstrea
     assert second.status_code == 429 and second.headers["retry-after"] == "1"
 
 
-def test_a_client_that_disconnects_cancels_its_search(slow_upstream: str) -> None:
+def test_a_client_that_disconnects_cancels_its_search(
+    slow_upstream: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
     with serving(settings_for(slow_upstream)) as (url, _):
         body = {"model": "best_of_n:fake", "messages": MESSAGES, "sal": {"n": 2}}
         with pytest.raises(httpx.ReadTimeout):
@@ -339,6 +347,7 @@ def test_a_client_that_disconnects_cancels_its_search(slow_upstream: str) -> Non
             time.sleep(0.1)
     assert "sal_searches_cancelled_total 1" in metrics
     assert "sal_requests_in_flight 0" in metrics
+    assert [line["status"] for line in access_lines(caplog)] == [499]
 
 
 def test_shutdown_lets_an_in_flight_search_finish(slow_upstream: str) -> None:
@@ -372,6 +381,71 @@ def test_health_metrics_and_models(upstream: str) -> None:
     assert "fake" in ids and "beam_search:fake" in ids and "dvts:fake" in ids
 
 
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The access log's lines, parsed."""
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == ACCESS_LOGGER]
+
+
+def test_each_request_gets_one_access_line_with_no_key_or_body(
+    upstream: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    key = "client-key-0123456789"
+    with serving(settings_for(upstream, api_keys=frozenset({key}))) as (url, _):
+        searched = client(url, key=key).chat.completions.create(
+            model="best_of_n:fake", messages=MESSAGES, seed=0, extra_body={"sal": {"n": 2}}
+        )
+        chunks = list(
+            client(url, key=key).chat.completions.create(
+                model="beam_search:fake",
+                messages=MESSAGES,
+                stream=True,
+                extra_body={"sal": {"n": 2, "beam_width": 1, "max_steps": 2}},
+            )
+        )
+        client(url, key=key).chat.completions.create(model="fake", messages=MESSAGES)
+        with pytest.raises(openai.AuthenticationError):
+            client(url, key="wrong").chat.completions.create(model="fake", messages=MESSAGES)
+        time.sleep(0.2)  # a stream's line is written after its last byte
+    lines = {line.get("strategy", "refused"): line for line in access_lines(caplog)}
+    assert sorted(lines) == ["beam_search", "best_of_n", "pass-through", "refused"]
+    usage = searched.usage
+    assert usage is not None
+    assert lines["best_of_n"]["tokens"] == usage.total_tokens
+    details = (usage.model_extra or {})["sal"]
+    assert lines["best_of_n"]["calls"] == details["generation_calls"] + details["verifier_calls"]
+    assert lines["beam_search"]["stream"] is True and lines["beam_search"]["status"] == 200
+    assert chunks and lines["beam_search"]["calls"] >= 2
+    assert lines["pass-through"]["model"] == "fake" and lines["refused"]["status"] == 401
+    assert {line.get("key") for line in lines.values()} == {key_fingerprint(key), None}
+    text = caplog.text
+    assert key not in text and SECRET not in text and PROBLEM not in text
+
+
+def test_bodies_are_logged_only_when_asked_for_with_credentials_masked(
+    upstream: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    pasted = "sk-proj-abcdefghijklmnop0123"
+    messages = [{"role": "user", "content": f"{PROBLEM} (my key is {pasted})"}]
+    with serving(settings_for(upstream, log_bodies=True)) as (url, _):
+        client(url).chat.completions.create(
+            model="best_of_n:fake", messages=messages, extra_body={"sal": {"n": 2}}
+        )
+    (line,) = access_lines(caplog)
+    assert PROBLEM in line["body"] and pasted not in line["body"]
+
+
+def test_the_collector_is_tuned_while_serving_and_put_back_after(upstream: str) -> None:
+    before = gc.get_threshold()
+    with serving(settings_for(upstream)):
+        during = gc.get_threshold(), gc.get_freeze_count()
+    assert during[0][0] >= YOUNG_THRESHOLD and during[1] > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with serving(settings_for(upstream, tune_collector=False)):
+        assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
+
+
 def test_the_upstream_key_never_reaches_a_client_or_the_metrics(upstream: str) -> None:
     with serving(settings_for(upstream)) as (url, _):
         seen = [
@@ -399,8 +473,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def sal_serve(*flags: str, ready_s: float = 120.0) -> Iterator[str]:
-    """``sal serve FLAGS`` as a child process; yield its ``/v1`` URL once ``/health`` answers."""
+def sal_serve(
+    *flags: str, ready_s: float = 120.0, stderr: list[str] | None = None
+) -> Iterator[str]:
+    """``sal serve FLAGS`` as a child process; yield its ``/v1`` URL once ``/health`` answers.
+
+    ``stderr`` gets what the process wrote there, once it has stopped.
+    """
     import subprocess
 
     port = free_port()
@@ -423,15 +502,18 @@ def sal_serve(*flags: str, ready_s: float = 120.0) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=60)
+        if stderr is not None and process.stderr is not None:
+            stderr.append(process.stderr.read().decode())
 
 
 def test_sal_serve_in_front_of_an_upstream(upstream: str, tmp_path: Path) -> None:
     keys = tmp_path / "keys"
-    keys.write_text("k1\nk2\n")
+    keys.write_text("client-key-one\nclient-key-two\n")
     flags = ("--upstream", f"{upstream}/v1", "--upstream-model", "fake")
     prm = ("--prm-url", upstream, "--prm-model", "fake-prm", "--keys-file", str(keys))
-    with sal_serve(*flags, *prm) as url:
-        answer = client(url, key="k2").chat.completions.create(
+    written: list[str] = []
+    with sal_serve(*flags, *prm, "--upstream-api-key", SECRET, stderr=written) as url:
+        answer = client(url, key="client-key-two").chat.completions.create(
             model="best_of_n:fake", messages=MESSAGES, seed=0, extra_body={"sal": {"n": 4}}
         )
         with pytest.raises(openai.AuthenticationError):
@@ -440,6 +522,16 @@ def test_sal_serve_in_front_of_an_upstream(upstream: str, tmp_path: Path) -> Non
     # the CLI's defaults for a named upstream are the library's (max_tokens aside)
     assert answer.choices[0].message.content
     assert (answer.model_extra or {})["sal"]["answer"] == expected.answer
+    # the access log: a JSON line per request on stderr, with no key and no body in it
+    log = written[0]
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith('{"time"')]
+    assert [(line["status"], line.get("key")) for line in lines] == [
+        (200, key_fingerprint("client-key-two")),
+        (401, None),
+    ]
+    spent = (answer.model_extra or {})["sal"]["usage"]
+    assert lines[0]["calls"] == spent["generation_calls"] + spent["verifier_calls"]
+    assert all(secret not in log for secret in ("client-key-two", SECRET, PROBLEM))
 
 
 def test_sal_serve_flags_are_checked_before_anything_starts() -> None:

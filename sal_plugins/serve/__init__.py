@@ -8,6 +8,7 @@
     # uvicorn.run(app)   or   sal serve --upstream http://localhost:8000/v1 --upstream-model m
 """
 
+from sal_plugins.serve._access import ACCESS_LOGGER, log_access_to
 from sal_plugins.serve._app import ServeSettings, create_app
 
-__all__ = ["ServeSettings", "create_app"]
+__all__ = ["ACCESS_LOGGER", "ServeSettings", "create_app", "log_access_to"]

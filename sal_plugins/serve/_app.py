@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +37,8 @@ from sal_plugins.events import SearchEvent, SearchFinished, event_data
 from sal_plugins.faults import is_transient_status, translate_sdk_error
 from sal_plugins.replicas import Replica, ReplicaSet
 from sal_plugins.results import SearchResult
+from sal_plugins.serve._access import AccessRecord, key_fingerprint
+from sal_plugins.serve._heap import tuned_collector
 from sal_plugins.serve._metrics import Metrics
 from sal_plugins.serve._protocol import (
     ChatRequest,
@@ -68,8 +69,6 @@ except ImportError:  # pragma: no cover - without the [serve] extra, create_app 
 
 __all__ = ["ServeSettings", "create_app"]
 
-log = logging.getLogger("sal_plugins.serve")
-
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -89,6 +88,9 @@ class ServeSettings:
         max_concurrency_per_key: searches one key may have running; more get 429.
         max_body_bytes: the largest request body accepted (413 beyond).
         log_bodies: put request bodies in the access log (off by default).
+        tune_collector: while the app runs, freeze the objects alive at start-up and collect
+            young objects less often (:mod:`sal_plugins.serve._heap`; the process's settings are
+            put back at shutdown). Off: the collector is left as the process has it.
     """
 
     upstream_url: str | tuple[str, ...]
@@ -102,6 +104,7 @@ class ServeSettings:
     max_concurrency_per_key: int = 8
     max_body_bytes: int = 1_000_000
     log_bodies: bool = False
+    tune_collector: bool = True
 
     @property
     def public_model(self) -> str:
@@ -125,6 +128,10 @@ class _Refused(Exception):
     def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
         super().__init__(body["error"]["message"])
         self.status, self.body, self.headers = status, body, headers or {}
+
+
+class _ClientGone(Exception):
+    """The client closed the connection before its answer: the search was cancelled."""
 
 
 def _strategy_names() -> dict[str, str]:
@@ -408,7 +415,8 @@ def create_app(settings: ServeSettings) -> Any:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        with tuned_collector() if settings.tune_collector else contextlib.nullcontext():
+            yield
         await service.aclose()
 
     app = FastAPI(title="sal serve", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -438,49 +446,57 @@ def create_app(settings: ServeSettings) -> Any:
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        started = time.monotonic()
-        status = 200
+        record = AccessRecord("/v1/chat/completions")
+        streaming = False
         try:
             key = service.caller(request.headers.get("authorization"))
+            record.key = key_fingerprint(key) if settings.api_keys else None
             body = await request.body()
+            if settings.log_bodies:
+                record.keep_body(body)
             parsed = service.parse(body)
+            record.model, record.stream = parsed.model, parsed.stream
             strategy, model = service.strategy_for(parsed)
             if strategy is None:
+                record.strategy = "pass-through"
                 upstream = await service.forward(service.upstream_body(parsed, body))
-                status = upstream.status_code
+                record.status = upstream.status_code
                 return Response(
                     upstream.content,
                     status_code=upstream.status_code,
                     media_type=upstream.headers.get("content-type"),
                 )
+            record.strategy = strategy.name
             strategy, problem = service.problem(parsed, strategy)
             if parsed.stream:
-                return await _stream(parsed, strategy, problem, model, key, request)
+                response = await _stream(parsed, strategy, problem, model, key, record)
+                streaming = True
+                return response
             with service.admitted(key):
                 if parsed.tools:
                     decided = await service.tool_decision(parsed)
                     if decided is not None:
+                        record.strategy = "tool-call"
                         return Response(decided, media_type="application/json")
                 result = await _searched(strategy, problem, request)
             service.record(result)
+            record.result = result
             return JSONResponse(completion_body(result, model))
         except _Refused as error:
-            status = error.status
+            record.status = error.status
             return refused(error)
+        except _ClientGone:
+            record.status = 499  # nginx's "client closed request": nobody reads this answer
+            return Response(status_code=499)
         except SearchError as error:
-            status = 502
+            record.status = 502
             return JSONResponse(
                 error_body(f"the search found no answer: {error}", kind="upstream_error"),
                 status_code=502,
             )
         finally:
-            elapsed = time.monotonic() - started
-            service.metrics.observe(status, elapsed)
-            log.info(
-                json.dumps(
-                    {"path": "/v1/chat/completions", "status": status, "seconds": round(elapsed, 3)}
-                )
-            )
+            if not streaming:  # a stream's line is written when its last byte is
+                record.finish(service.metrics)
 
     async def _searched(strategy: SearchStrategy, problem: str, request: Request) -> SearchResult:
         """Run the search; a client that disconnects cancels it and its upstream requests."""
@@ -495,7 +511,11 @@ def create_app(settings: ServeSettings) -> Any:
                 service.metrics.cancelled += 1
         with contextlib.suppress(asyncio.CancelledError):
             await watch
-        return search.result()
+        if search.done() and not search.cancelled():
+            return search.result()
+        with contextlib.suppress(asyncio.CancelledError):
+            await search  # its upstream requests are cancelled before the handler returns
+        raise _ClientGone
 
     async def _stream(
         parsed: ChatRequest,
@@ -503,7 +523,7 @@ def create_app(settings: ServeSettings) -> Any:
         problem: str,
         model: str,
         key: str,
-        request: Request,
+        record: AccessRecord,
     ) -> Response:
         include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
         admission = service.admitted(key)
@@ -515,6 +535,7 @@ def create_app(settings: ServeSettings) -> Any:
             if not released:
                 released = True
                 admission.__exit__(None, None, None)
+                record.finish(service.metrics)
 
         async def events() -> AsyncIterator[bytes]:
             chunk_id = new_id()
@@ -523,6 +544,7 @@ def create_app(settings: ServeSettings) -> Any:
                 if parsed.tools:
                     decided = await service.tool_decision(parsed)
                     if decided is not None:
+                        record.strategy = "tool-call"
                         for chunk in _tool_call_chunks(decided, chunk_id, model):
                             yield _sse(chunk)
                         yield _sse("[DONE]")
@@ -530,6 +552,7 @@ def create_app(settings: ServeSettings) -> Any:
                 async for event in strategy.astream(problem):
                     if isinstance(event, SearchFinished):
                         service.record(event.result)
+                        record.result = event.result
                         for chunk in content_chunks(
                             chunk_id, model, event.result, include_usage=include_usage
                         ):
@@ -538,13 +561,16 @@ def create_app(settings: ServeSettings) -> Any:
                         yield _sse(progress_chunk(chunk_id, model, event_fields(event)))
                 yield _sse("[DONE]")
             except SalError as error:
+                record.status = 502  # sent as an error event: the 200 header is already out
                 yield _sse(error_body(str(error), kind="upstream_error"))
                 yield _sse("[DONE]")
             except _Refused as error:
+                record.status = error.status
                 yield _sse(error.body)
                 yield _sse("[DONE]")
             except asyncio.CancelledError:
                 service.metrics.cancelled += 1
+                record.status = 499  # the client closed the connection
                 raise
             finally:
                 release()
