@@ -1,16 +1,23 @@
 """Serve: ``sal serve`` under a bounded loopback load vs. the same searches run in-process.
 
 A latency-injected fake upstream (benchmarks/fake_server.py: by default 0.2 s per generation, 0.05 s
-per PRM call) serves both. The same C concurrent best-of-N searches (default settings, ``n=4``, one
-seed per request) run first in-process (``asyncio.gather`` over ``arun``), then through
-``sal serve`` (a child process, as deployed) with the ``openai`` async client (over aiohttp, the SDK's
-``openai[aiohttp]`` backend; ``--client httpx`` for its default, whose connection pool costs the
-client more CPU than the server at hundreds of requests in flight). Printed: throughput, p50/p99
-latency, errors, CPU milliseconds per request of this process (the client), ``sal serve`` and the
-upstream (read from /proc: where the proxy's overhead goes), the proxy's p50 as a ratio to
-in-process, and the server's resident memory after each repeat (flat means no leak). Bounded:
-``--requests`` per wave, ``--repeats`` waves; ``--gen-latency`` / ``--prm-latency`` set the
-upstream's.
+per PRM call) serves both. Each repeat sends the same C concurrent best-of-N searches (default
+settings, ``n=4``, one seed per request) three ways: in-process (``asyncio.gather`` over ``arun``,
+the collector as Python sets it), in-process again with the collector settings ``sal serve`` uses
+(``sal_plugins.serve._heap.tuned_collector``: what the hop costs, with that tuning taken out), and
+through ``sal serve`` (a child process, as deployed). This process runs on uvloop when it is
+installed, as ``sal serve`` does (``--loop asyncio`` for the standard loop).
+
+The requests to ``sal serve`` are sent as a load generator sends them: JSON posted with aiohttp.
+``--client openai`` sends them with the ``openai`` SDK over aiohttp, ``--client openai-httpx``
+with its default httpx client; the SDK costs the client 1-2 ms of CPU per request, which on this
+machine shares the cores with the server and the upstream.
+
+Printed: throughput, p50/p99 latency, errors, CPU milliseconds per request of this process (the
+client), ``sal serve`` and the upstream (from /proc: where the hop's cost goes), the server's
+resident memory after each repeat (flat means no leak), and the proxy's p50 as a ratio to each
+in-process path, with the median over repeats. Bounded: ``--warmup`` unmeasured waves, then
+``--repeats`` waves of ``--requests``; ``--gen-latency`` / ``--prm-latency`` set the upstream's.
 
 Run: ``python benchmarks/serve.py`` (about a minute). Prints a Markdown table; asserts nothing.
 """
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import socket
@@ -37,6 +45,7 @@ import openai
 from _server import fake_server
 
 import sal_plugins as sal
+from sal_plugins.serve._heap import tuned_collector
 from sal_plugins.solvers import OpenAISolver
 from sal_plugins.verifiers import PoolingPRM
 
@@ -114,7 +123,7 @@ class CPUMeter:
     def __init__(self, server_pid: int, upstream_pid: int) -> None:
         self.pids = (server_pid, upstream_pid)
 
-    def read(self) -> tuple[float, float, float]:
+    def read(self) -> tuple[float, ...]:
         return (time.process_time(), *(cpu_seconds(pid) for pid in self.pids))
 
     @staticmethod
@@ -189,19 +198,21 @@ async def requester(kind: str, url: str, n: int) -> AsyncIterator[Callable[[int]
         await client.close()
 
 
-async def timed(calls: list[Callable[[], Awaitable[object]]]) -> tuple[list[float], int, float]:
-    """Run the calls concurrently; their latencies, the error count and the wall time."""
+async def timed(
+    call: Callable[[int], Awaitable[object]], count: int
+) -> tuple[list[float], int, float]:
+    """Run ``call(0)`` ... ``call(count - 1)`` concurrently; latencies, error count, wall time."""
 
-    async def one(call: Callable[[], Awaitable[object]]) -> float | None:
+    async def one(i: int) -> float | None:
         start = time.perf_counter()
         try:
-            await call()
+            await call(i)
         except Exception:
             return None
         return time.perf_counter() - start
 
     start = time.perf_counter()
-    results = await asyncio.gather(*(one(c) for c in calls))
+    results = await asyncio.gather(*(one(i) for i in range(count)))
     wall = time.perf_counter() - start
     latencies = [r for r in results if r is not None]
     return latencies, len(results) - len(latencies), wall
@@ -217,10 +228,10 @@ def row(name: str, latencies: list[float], errors: int, wall: float, cpu: str, r
     )
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--n", type=int, default=4)
     parser.add_argument(
         "--client",
@@ -231,7 +242,25 @@ async def main() -> None:
     )
     parser.add_argument("--gen-latency", type=float, default=0.2, help="seconds per generation")
     parser.add_argument("--prm-latency", type=float, default=0.05, help="seconds per PRM call")
-    args = parser.parse_args()
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured waves first (1)")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        help="this process's event loop (sal serve runs on uvloop where uvicorn[standard] is)",
+    )
+    return parser.parse_args()
+
+
+def event_loop(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+async def main(args: argparse.Namespace) -> None:
     with (
         fake_server(args.gen_latency, args.prm_latency) as root,
         sal_serve(root) as (url, pid),
@@ -243,57 +272,52 @@ async def main() -> None:
 async def waves(
     args: argparse.Namespace, root: str, pid: int, send: Callable[[int], Awaitable[str]]
 ) -> None:
-    """In-process, then through ``sal serve``, ``args.repeats`` times; prints a row for each."""
+    """Per repeat: in-process, in-process as ``sal serve`` tunes its collector, then the proxy."""
     meter = CPUMeter(pid, child_pid("fake_server.py"))
     solver = OpenAISolver(model="fake", base_url=f"{root}/v1", api_key="none")
     prm = PoolingPRM(model="fake-prm", base_url=root)
+
+    def local(i: int) -> Awaitable[object]:
+        return sal.BestOfN(solver=solver, verifier=prm, n=args.n, seed=i).arun(problem(i))
+
+    for _ in range(args.warmup):  # connections opened, caches filled: not measured
+        await timed(local, args.requests)
+        await timed(send, args.requests)
     print(
-        f"{args.requests} concurrent best-of-{args.n} searches per wave, {args.repeats} waves; "
-        f"upstream {args.gen_latency} s per generation, {args.prm_latency} s per PRM call"
+        f"{args.requests} concurrent best-of-{args.n} searches per wave, {args.repeats} waves "
+        f"after {args.warmup} warm-up; upstream {args.gen_latency} s per generation, "
+        f"{args.prm_latency} s per PRM call; event loop: {args.loop}; client: {args.client}"
     )
     print(
         "| path | requests | searches / s | p50 s | p99 s | errors "
         "| CPU ms/request: client | sal serve | upstream | server RSS MiB |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    ratios = []
+    paths: dict[str, Callable[[int], Awaitable[object]]] = {
+        "in-process": local,
+        "in-process, tuned collector": local,
+        "sal serve": send,
+    }
+    p50s: dict[str, list[float]] = {name: [] for name in paths}
     for repeat in range(args.repeats):  # bounded
-        local = [
-            (
-                lambda i=i: sal.BestOfN(solver=solver, verifier=prm, n=args.n, seed=i).arun(
-                    problem(i)
-                )
-            )
-            for i in range(args.requests)
-        ]
-        start = meter.read()
-        in_process = await timed(local)  # type: ignore[arg-type]
-        middle = meter.read()
-        remote = [lambda i=i: send(i) for i in range(args.requests)]
-        proxied = await timed(remote)  # type: ignore[arg-type]
-        end = meter.read()
-        count = args.requests
+        for name, call in paths.items():
+            tuned = tuned_collector() if name.endswith("collector") else contextlib.nullcontext()
+            with tuned:
+                before = meter.read()
+                latencies, errors, wall = await timed(call, args.requests)
+                cpu = meter.per_request(before, meter.read(), args.requests)
+            rss = f"{rss_mib(pid):.0f}" if name == "sal serve" else "-"
+            print(row(f"{name} #{repeat + 1}", latencies, errors, wall, cpu, rss), flush=True)
+            p50s[name].append(statistics.median(latencies) if latencies else float("nan"))
+    for baseline in ("in-process", "in-process, tuned collector"):
+        ratios = [a / b for a, b in zip(p50s["sal serve"], p50s[baseline], strict=True)]
         print(
-            row(
-                f"in-process #{repeat + 1}",
-                *in_process,
-                meter.per_request(start, middle, count),
-                "-",
-            )
+            f"\np50 through sal serve / {baseline}: {', '.join(f'{r:.2f}' for r in ratios)} "
+            f"(median {statistics.median(ratios):.2f})"
         )
-        print(
-            row(
-                f"sal serve #{repeat + 1}",
-                *proxied,
-                meter.per_request(middle, end, count),
-                f"{rss_mib(pid):.0f}",
-            ),
-            flush=True,
-        )
-        if in_process[0] and proxied[0]:
-            ratios.append(statistics.median(proxied[0]) / statistics.median(in_process[0]))
-    print(f"\np50 through sal serve / in-process: {', '.join(f'{r:.2f}' for r in ratios)}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    arguments = parse_args()
+    with asyncio.Runner(loop_factory=event_loop(arguments.loop)) as runner:
+        runner.run(main(arguments))
