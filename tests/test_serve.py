@@ -446,6 +446,19 @@ def test_the_collector_is_tuned_while_serving_and_put_back_after(upstream: str) 
         assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
 
 
+def test_a_process_that_froze_objects_itself_keeps_them_frozen() -> None:
+    from sal_plugins.serve._heap import tuned_collector
+
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with tuned_collector():
+            assert gc.get_threshold()[0] >= YOUNG_THRESHOLD
+        assert gc.get_freeze_count() == frozen  # not unfrozen by the server's shutdown
+    finally:
+        gc.unfreeze()
+
+
 def test_the_upstream_key_never_reaches_a_client_or_the_metrics(upstream: str) -> None:
     with serving(settings_for(upstream)) as (url, _):
         seen = [
