@@ -29,7 +29,9 @@ Routes:
   ``[text]``) a list sorted by score, ``[{"label": "correct", "score": p},
   {"label": "incorrect", "score": 1 - p}]`` (``raw_scores: true``: logits ``±log(p / (1 - p))``
   instead); read it with ``TEIReward(label="correct")``.
-* ``GET /stats`` and ``POST /stats/reset``: requests, tokens and peak concurrency.
+* ``GET /stats`` and ``POST /stats/reset``: requests, tokens and peak concurrency; with
+  ``--notice-disconnects``, also the generations whose client hung up before the answer
+  (``abandoned``: a client that cancels its requests shows here, as vLLM aborts them).
 
 Scores: a text whose ``a + b = c`` / ``a - b = c`` statements are all right scores 0.9, one with a
 wrong statement 0.2 (``/pooling`` judges each step by its first statement). With ``jitter`` each
@@ -71,7 +73,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -128,6 +130,7 @@ class Stats:
     completion_tokens: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
+    abandoned: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def enter(self) -> None:
@@ -231,6 +234,7 @@ class FakeServer:
         task: str = "scripted",
         slip: float = 0.25,
         prm_noise: float = 0.15,
+        notice_disconnects: bool = False,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"task={task!r} is not one of {', '.join(TASKS)}")
@@ -245,6 +249,7 @@ class FakeServer:
         self.task = task
         self.slip = slip
         self.prm_noise = prm_noise
+        self.notice_disconnects = notice_disconnects
         self.stats = Stats()
         self.unseeded = 0
         self.app = Starlette(
@@ -277,6 +282,7 @@ class FakeServer:
                 "choices": s.choices,
                 "completion_tokens": s.completion_tokens,
                 "peak_in_flight": s.peak_in_flight,
+                "abandoned": s.abandoned,
             }
         )
 
@@ -338,6 +344,27 @@ class FakeServer:
             choices.append(_choice(index, text, None if ends else DELIMITER, chat))
         return choices, tokens
 
+    async def _unless_abandoned(
+        self, request: Request, answer: Coroutine[Any, Any, JSONResponse]
+    ) -> JSONResponse:
+        """The answer; with ``notice_disconnects``, a 499 (counted) if the client leaves first."""
+        if not self.notice_disconnects:
+            return await answer
+
+        async def disconnected() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+
+        answering = asyncio.ensure_future(answer)
+        left = asyncio.ensure_future(disconnected())
+        await asyncio.wait({answering, left}, return_when=asyncio.FIRST_COMPLETED)
+        left.cancel()
+        if answering.done():
+            return answering.result()
+        answering.cancel()
+        self.stats.abandoned += 1
+        return JSONResponse({"error": "the client left"}, status_code=499)
+
     async def _generate(
         self, body: dict[str, Any], problem: str, partial: str, chat: bool
     ) -> JSONResponse:
@@ -378,7 +405,9 @@ class FakeServer:
             partial = messages[-1].get("content") or ""
         elif (instructed := _PARTIAL.search(problem)) is not None:
             partial = instructed[1]  # an instructed continuation: the partial is in the user turn
-        return await self._generate(body, problem, partial, chat=True)
+        return await self._unless_abandoned(
+            request, self._generate(body, problem, partial, chat=True)
+        )
 
     async def _verdict(self, body: dict[str, Any], messages: list[dict[str, Any]]) -> JSONResponse:
         """A generative PRM's one-token verdict on the step in the last user turn."""
@@ -421,7 +450,9 @@ class FakeServer:
         prompt = str(body.get("prompt") or "")
         head, _, partial = prompt.rpartition(_CHATML_ASSISTANT)
         problem = head.rsplit("<|im_start|>user\n", 1)[-1]
-        return await self._generate(body, problem, partial, chat=False)
+        return await self._unless_abandoned(
+            request, self._generate(body, problem, partial, chat=False)
+        )
 
     async def _scoring_latency(self) -> None:
         self.stats.enter()
@@ -594,6 +625,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="send every response at once (TCP_NODELAY): no ~40 ms stall per keep-alive request",
     )
+    parser.add_argument(
+        "--notice-disconnects",
+        action="store_true",
+        help="stop a generation whose client hangs up, and count it in /stats as abandoned",
+    )
     args = parser.parse_args(argv)
     sock = _bound_socket(args.port, nodelay=args.tcp_nodelay)
     server = FakeServer(
@@ -604,6 +640,7 @@ def main(argv: list[str] | None = None) -> None:
         task=args.task,
         slip=args.slip,
         prm_noise=args.prm_noise,
+        notice_disconnects=args.notice_disconnects,
     )
     config = uvicorn.Config(
         server.app, log_level="warning", access_log=False, backlog=2048, timeout_keep_alive=30

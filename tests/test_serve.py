@@ -51,15 +51,30 @@ def upstream() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def slow_upstream() -> Iterator[str]:
-    with fake_server(1.5, 0.0) as root:
+    with fake_server(1.5, 0.0, extra_args=("--notice-disconnects",)) as root:
         yield root
 
 
 @contextlib.contextmanager
-def serving(settings: ServeSettings, *, grace: float = 5.0) -> Iterator[tuple[str, Any]]:
-    """Run the app with uvicorn on a free loopback port; yield its ``/v1`` URL and the server."""
+def serving(
+    settings: ServeSettings, *, grace: float = 5.0, asgi_spec: str | None = None
+) -> Iterator[tuple[str, Any]]:
+    """Run the app with uvicorn on a free loopback port; yield its ``/v1`` URL and the server.
+
+    ``asgi_spec`` makes the app see that ASGI spec version instead of uvicorn's (``"2.4"``: the
+    version from which Starlette stops listening for a streaming client's disconnect).
+    """
+    app = create_app(settings)
+    if asgi_spec is not None:
+        inner = app
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                scope = {**scope, "asgi": {**scope.get("asgi", {}), "spec_version": asgi_spec}}
+            await inner(scope, receive, send)
+
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host="127.0.0.1",
         port=0,
         log_level="warning",
@@ -336,6 +351,7 @@ def test_a_client_that_disconnects_cancels_its_search(
     slow_upstream: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    reset(slow_upstream)
     with serving(settings_for(slow_upstream)) as (url, _):
         body = {"model": "best_of_n:fake", "messages": MESSAGES, "sal": {"n": 2}}
         with pytest.raises(httpx.ReadTimeout):
@@ -348,6 +364,36 @@ def test_a_client_that_disconnects_cancels_its_search(
     assert "sal_searches_cancelled_total 1" in metrics
     assert "sal_requests_in_flight 0" in metrics
     assert [line["status"] for line in access_lines(caplog)] == [499]
+    for _ in range(40):  # the upstream hears its request hang up too, long before its 1.5 s
+        if stats(slow_upstream)["abandoned"]:
+            break
+        time.sleep(0.05)
+    assert stats(slow_upstream)["abandoned"] >= 1
+    assert stats(slow_upstream)["generation_requests"] == 0
+
+
+@pytest.mark.parametrize("asgi_spec", ["2.3", "2.4"])
+def test_a_stream_whose_client_leaves_is_cancelled_with_its_upstream_requests(
+    slow_upstream: str, caplog: pytest.LogCaptureFixture, asgi_spec: str
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    reset(slow_upstream)
+    body = {"model": "best_of_n:fake", "messages": MESSAGES, "stream": True, "sal": {"n": 2}}
+    with serving(settings_for(slow_upstream), asgi_spec=asgi_spec) as (url, _):
+        with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=10) as response:
+            lines = response.iter_lines()  # kept: dropping the iterator closes the connection
+            first = next(lines)  # the role chunk
+            time.sleep(0.5)  # the search is waiting on the upstream now; the client hangs up
+        for _ in range(40):
+            if stats(slow_upstream)["abandoned"]:
+                break
+            time.sleep(0.05)
+        metrics = httpx.get(f"{url.removesuffix('/v1')}/metrics").text
+    assert first.startswith("data: ")
+    upstream = stats(slow_upstream)
+    assert upstream["abandoned"] >= 1 and upstream["generation_requests"] == 0
+    assert "sal_searches_cancelled_total 1" in metrics and "sal_requests_in_flight 0" in metrics
+    assert [(line["status"], line["stream"]) for line in access_lines(caplog)] == [(499, True)]
 
 
 def test_shutdown_lets_an_in_flight_search_finish(slow_upstream: str) -> None:

@@ -38,6 +38,7 @@ from sal_plugins.faults import is_transient_status, translate_sdk_error
 from sal_plugins.replicas import Replica, ReplicaSet
 from sal_plugins.results import SearchResult
 from sal_plugins.serve._access import AccessRecord, key_fingerprint
+from sal_plugins.serve._disconnect import ClientGone, ClientWatch
 from sal_plugins.serve._heap import tuned_collector
 from sal_plugins.serve._metrics import Metrics
 from sal_plugins.serve._protocol import (
@@ -128,10 +129,6 @@ class _Refused(Exception):
     def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
         super().__init__(body["error"]["message"])
         self.status, self.body, self.headers = status, body, headers or {}
-
-
-class _ClientGone(Exception):
-    """The client closed the connection before its answer: the search was cancelled."""
 
 
 def _strategy_names() -> dict[str, str]:
@@ -396,16 +393,6 @@ def _sse(data: object) -> bytes:
     return f"data: {text}\n\n".encode()
 
 
-async def _until_disconnected(receive: Any) -> None:
-    """Return when the client goes away.
-
-    The request body is already read, so the next ASGI message is ``http.disconnect``: the server
-    delivers it the moment the connection drops, with no polling in between.
-    """
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
 def create_app(settings: ServeSettings) -> Any:
     """The FastAPI application of ``sal serve`` (``pip install 'sal-plugins[serve]'``)."""
     if FastAPI is None:  # pragma: no cover - the [serve] extra brings FastAPI
@@ -469,23 +456,29 @@ def create_app(settings: ServeSettings) -> Any:
             record.strategy = strategy.name
             strategy, problem = service.problem(parsed, strategy)
             if parsed.stream:
-                response = await _stream(parsed, strategy, problem, model, key, record)
+                response = await _stream(parsed, strategy, problem, model, key, record, request)
                 streaming = True
                 return response
             with service.admitted(key):
-                if parsed.tools:
-                    decided = await service.tool_decision(parsed)
-                    if decided is not None:
-                        record.strategy = "tool-call"
-                        return Response(decided, media_type="application/json")
-                result = await _searched(strategy, problem, request)
+                watch = ClientWatch(request.receive)
+                try:
+                    with watch.armed():
+                        if parsed.tools:
+                            decided = await service.tool_decision(parsed)
+                            if decided is not None:
+                                record.strategy = "tool-call"
+                                return Response(decided, media_type="application/json")
+                        result = await strategy.arun(problem)
+                finally:
+                    watch.close()
             service.record(result)
             record.result = result
             return JSONResponse(completion_body(result, model))
         except _Refused as error:
             record.status = error.status
             return refused(error)
-        except _ClientGone:
+        except ClientGone:
+            service.metrics.cancelled += 1
             record.status = 499  # nginx's "client closed request": nobody reads this answer
             return Response(status_code=499)
         except SearchError as error:
@@ -503,38 +496,6 @@ def create_app(settings: ServeSettings) -> Any:
     # 0.1 ms of the server's 1.2-1.4 ms per search, benchmarks/serve.py).
     app.add_route("/v1/chat/completions", chat, methods=["POST"])
 
-    async def _searched(strategy: SearchStrategy, problem: str, request: Request) -> SearchResult:
-        """Run the search; a client that disconnects cancels it and its upstream requests.
-
-        The search runs in the handler's own task; a watcher cancels that task if the client
-        leaves first. Once the search has returned the watcher no longer can: a cancellation
-        always lands inside the search, never after it.
-        """
-        handler = asyncio.current_task()
-        assert handler is not None
-        searching = True
-        left = False
-
-        def on_disconnect(watch: asyncio.Future[None]) -> None:
-            nonlocal left
-            if searching and not watch.cancelled():
-                left = True
-                handler.cancel()
-
-        watcher = asyncio.ensure_future(_until_disconnected(request.receive))
-        watcher.add_done_callback(on_disconnect)
-        try:
-            return await strategy.arun(problem)
-        except asyncio.CancelledError:
-            if not left:
-                raise
-            handler.uncancel()
-            service.metrics.cancelled += 1
-            raise _ClientGone from None
-        finally:
-            searching = False
-            watcher.cancel()
-
     async def _stream(
         parsed: ChatRequest,
         strategy: SearchStrategy,
@@ -542,6 +503,7 @@ def create_app(settings: ServeSettings) -> Any:
         model: str,
         key: str,
         record: AccessRecord,
+        request: Request,
     ) -> Response:
         include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
         admission = service.admitted(key)
@@ -557,17 +519,27 @@ def create_app(settings: ServeSettings) -> Any:
 
         async def events() -> AsyncIterator[bytes]:
             chunk_id = new_id()
+            # Under ASGI spec 2.3 (uvicorn's) Starlette cancels a stream whose client left; from
+            # 2.4 it notices only when a write fails, which can be a whole search round later.
+            # The watch cancels the search the moment the client leaves, under either.
+            watch = ClientWatch(request.receive)
+            search = strategy.astream(problem)
             try:
                 yield _sse(role_chunk(chunk_id, model))
                 if parsed.tools:
-                    decided = await service.tool_decision(parsed)
+                    with watch.armed():
+                        decided = await service.tool_decision(parsed)
                     if decided is not None:
                         record.strategy = "tool-call"
                         for chunk in _tool_call_chunks(decided, chunk_id, model):
                             yield _sse(chunk)
                         yield _sse("[DONE]")
                         return
-                async for event in strategy.astream(problem):
+                while True:
+                    with watch.armed():
+                        event = await anext(search, None)
+                    if event is None:
+                        break
                     if isinstance(event, SearchFinished):
                         service.record(event.result)
                         record.result = event.result
@@ -586,11 +558,16 @@ def create_app(settings: ServeSettings) -> Any:
                 record.status = error.status
                 yield _sse(error.body)
                 yield _sse("[DONE]")
+            except ClientGone:
+                service.metrics.cancelled += 1
+                record.status = 499  # the client closed the connection: nobody reads the rest
             except asyncio.CancelledError:
                 service.metrics.cancelled += 1
-                record.status = 499  # the client closed the connection
+                record.status = 499
                 raise
             finally:
+                watch.close()
+                await search.aclose()
                 release()
 
         # The background task releases the slot also when the stream never started.

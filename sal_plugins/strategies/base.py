@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar, cast
 
@@ -214,7 +214,7 @@ class SearchStrategy(BaseModel):
         *,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
-    ) -> AsyncIterator[SearchEvent]:
+    ) -> AsyncGenerator[SearchEvent, None]:
         """Run the search, yielding progress events; the last one is a ``SearchFinished``.
 
         Args:
