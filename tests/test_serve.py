@@ -593,6 +593,23 @@ def test_sal_serve_in_front_of_an_upstream(upstream: str, tmp_path: Path) -> Non
     assert all(secret not in log for secret in ("client-key-two", SECRET, PROBLEM))
 
 
+def test_sal_serve_logs_bodies_only_with_the_flag(upstream: str) -> None:
+    flags = ("--upstream", f"{upstream}/v1", "--upstream-model", "fake", "--log-bodies")
+    pasted = "sk-live-abcdefghijklmnop0123"
+    messages = [{"role": "user", "content": f"{PROBLEM} {pasted}"}]
+    written: list[str] = []
+    with sal_serve(*flags, stderr=written) as url:
+        client(url).chat.completions.create(
+            model="best_of_n:fake", messages=messages, extra_body={"sal": {"n": 2}}
+        )
+    (line,) = [json.loads(t) for t in written[0].splitlines() if t.startswith('{"time"')]
+    assert PROBLEM in line["body"] and pasted not in written[0]
+    quiet: list[str] = []
+    with sal_serve(*flags[:4], "--no-access-log", stderr=quiet) as url:
+        client(url).chat.completions.create(model="fake", messages=MESSAGES)
+    assert '{"time"' not in quiet[0] and "serving" in quiet[0]
+
+
 def test_sal_serve_flags_are_checked_before_anything_starts() -> None:
     import subprocess
 
