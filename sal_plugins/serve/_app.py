@@ -567,8 +567,8 @@ def create_app(settings: ServeSettings) -> Any:
                 raise
             finally:
                 watch.close()
+                release()  # before any await: a cancelled close cannot keep the slot or the line
                 await search.aclose()
-                release()
 
         # The background task releases the slot also when the stream never started.
         return StreamingResponse(
